@@ -1,0 +1,3 @@
+from callkit.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""``AgentRuntime``: every callkit route in one local process (DESIGN §4).
+
+It serves the webhook routes with uvicorn through the same ``Switchboard`` the Lambda function
+uses. The relay and the media stream join it in later issues. Call state goes to DynamoDB when a
+table is configured (``CALLKIT_TABLE``; ``AWS_ENDPOINT_URL`` may point at moto or DynamoDB Local),
+else to memory. Use it as ``await runtime.start()`` (serve until cancelled) or
+``async with runtime:`` (serve in the background, e.g. for the demo and tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import socket
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from callkit.app_loader import build_store
+from callkit.errors import ConfigurationError
+from callkit.settings import Settings
+from callkit.switchboard import Switchboard
+from callkit.telemetry import StdlibTelemetry, Telemetry
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from callkit.agent import Agent
+    from callkit.interface import CallInterface
+    from callkit.store._base import CallStore
+
+log = logging.getLogger("callkit.runtime")
+
+
+class AgentRuntime:
+    """Serve ``interfaces`` on ``host:port``.
+
+    Args:
+        agent: bound to every interface that has none.
+        interfaces: the ``CallInterface``s to serve.
+        host / port: where to listen; ``port=0`` picks a free port (see ``url``).
+        public_url: the URL carriers use to reach this process (an ngrok URL, say). Defaults to
+            ``http://{host}:{port}``; signatures are checked against it.
+        settings: overrides for everything else (defaults: ``Settings.from_env()``).
+        store / telemetry: injected call store and telemetry (defaults: from settings, stdlib logging).
+    """
+
+    def __init__(
+        self,
+        agent: Agent | None = None,
+        interfaces: Sequence[CallInterface] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        public_url: str | None = None,
+        settings: Settings | None = None,
+        store: CallStore | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        if not interfaces:
+            raise ConfigurationError("AgentRuntime needs interfaces=[CallInterface(...)]")
+        for interface in interfaces:
+            if interface.agent is None:
+                if agent is None:
+                    raise ConfigurationError("an interface has no agent: pass AgentRuntime(agent, ...) or CallInterface(agent=...)")
+                interface.bind(agent)
+        self.interfaces = tuple(interfaces)
+        self.host = host
+        self._socket = self._bind(host, port)
+        self.port: int = self._socket.getsockname()[1]
+        local_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        base = settings or Settings.from_env()
+        self.settings = dataclasses.replace(
+            base,
+            public_url=public_url or base.public_url or f"http://{local_host}:{self.port}",
+            media_url=base.media_url or f"ws://{local_host}:{self.port}",
+            # A per-process key is enough when this process both mints and verifies the tokens.
+            token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
+        )
+        self.store = store or build_store(self.settings)
+        self.telemetry = telemetry or StdlibTelemetry()
+        self.switchboard = Switchboard(self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _bind(host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        sock.set_inheritable(True)
+        return sock
+
+    @property
+    def url(self) -> str:
+        """The public base URL (what carriers call and what signatures cover)."""
+        return self.settings.public_url
+
+    def build_app(self) -> FastAPI:
+        from callkit.http import create_webhook_app
+
+        app = create_webhook_app(self.switchboard)
+
+        @app.get("/healthz", include_in_schema=False)
+        def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        return app
+
+    async def start(self) -> None:
+        """Serve until cancelled."""
+        import uvicorn
+
+        config = uvicorn.Config(self.build_app(), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        for interface in self.interfaces:
+            log.info(
+                "serving %s %s webhook at %s%s", interface.provider, interface.pipeline, self.url, interface.webhook_path
+            )
+        await self._server.serve(sockets=[self._socket])
+
+    async def __aenter__(self) -> AgentRuntime:
+        self._task = asyncio.create_task(self.start())
+        while self._server is None or not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raise a startup failure
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._socket.close()

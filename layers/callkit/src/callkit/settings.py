@@ -1,0 +1,109 @@
+"""Deployment settings: the public URLs, the table and where the secrets live.
+
+Read once from the environment (the template sets these names) or given explicitly by
+``AgentRuntime`` and tests. Public URLs are configuration, never read from ``Host``: they are what
+the carrier signs (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from callkit.errors import ConfigurationError
+from callkit.store._base import DEFAULT_RETENTION_SECONDS
+from callkit.tokens import DEFAULT_TTL_SECONDS
+
+ENV_APP: Final = "CALLKIT_APP"
+ENV_PUBLIC_URL: Final = "CALLKIT_PUBLIC_URL"
+ENV_MEDIA_URL: Final = "CALLKIT_MEDIA_URL"
+ENV_RELAY_URL: Final = "CALLKIT_RELAY_URL"
+ENV_TABLE: Final = "CALLKIT_TABLE"
+ENV_TOKEN_KEY: Final = "CALLKIT_TOKEN_KEY"
+ENV_TOKEN_KEY_SECRET: Final = "CALLKIT_TOKEN_KEY_SECRET"
+ENV_TOKEN_TTL: Final = "CALLKIT_TOKEN_TTL_SECONDS"
+ENV_RETENTION_DAYS: Final = "CALLKIT_RETENTION_DAYS"
+ENV_TWILIO_AUTH_TOKEN_PARAM: Final = "TWILIO_AUTH_TOKEN_PARAM"
+ENV_PLIVO_AUTH_TOKEN_PARAM: Final = "PLIVO_AUTH_TOKEN_PARAM"
+DEFAULT_APP: Final = "callkit_app:interfaces"
+
+
+def _base_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    """Validate a base URL: an allowed scheme, a host, no query or fragment, no trailing slash."""
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"{name}={value!r} must be a {' or '.join(schemes)} URL with a host and no query, e.g. "
+            f"'{schemes[0]}://voice.example.com' (add the API stage path if it has one)"
+        )
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where callkit is reachable and what it uses.
+
+    Attributes:
+        public_url: https base URL of the webhook routes as the carrier calls them (with the API
+            stage or custom-domain base path if any). Empty: rebuilt from the API Gateway event.
+        media_url: wss base URL of the media server (stream pipelines).
+        relay_url: wss URL of the ConversationRelay WebSocket API (managed pipeline).
+        table: DynamoDB table name; empty means the in-memory store.
+        token_key: HMAC key for stream tokens, given directly (local runs, tests).
+        token_key_secret: Secrets Manager id of the key (deployments).
+        twilio_auth_token_param / plivo_auth_token_param: SSM SecureString names of the auth tokens.
+    """
+
+    public_url: str = ""
+    media_url: str = ""
+    relay_url: str = ""
+    table: str = ""
+    token_key: str = ""
+    token_key_secret: str = ""
+    token_ttl_seconds: int = DEFAULT_TTL_SECONDS
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    twilio_auth_token_param: str = ""
+    plivo_auth_token_param: str = ""
+    app: str = DEFAULT_APP
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_url", _base_url("public_url", self.public_url, ("https", "http")))
+        object.__setattr__(self, "media_url", _base_url("media_url", self.media_url, ("wss", "ws")))
+        object.__setattr__(self, "relay_url", _base_url("relay_url", self.relay_url, ("wss", "ws")))
+        if self.token_ttl_seconds <= 0 or self.retention_seconds <= 0:
+            raise ConfigurationError("token TTL and retention must be positive")
+
+    @property
+    def base_path(self) -> str:
+        """The path prefix of ``public_url`` (an API stage or base-path mapping), e.g. ``/prod``."""
+        return urlsplit(self.public_url).path.rstrip("/") if self.public_url else ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name, "")
+            try:
+                return int(raw) if raw else default
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}={raw!r} must be an integer") from exc
+
+        return cls(
+            public_url=env.get(ENV_PUBLIC_URL, ""),
+            media_url=env.get(ENV_MEDIA_URL, ""),
+            relay_url=env.get(ENV_RELAY_URL, ""),
+            table=env.get(ENV_TABLE, ""),
+            token_key=env.get(ENV_TOKEN_KEY, ""),
+            token_key_secret=env.get(ENV_TOKEN_KEY_SECRET, ""),
+            token_ttl_seconds=integer(ENV_TOKEN_TTL, DEFAULT_TTL_SECONDS),
+            retention_seconds=integer(ENV_RETENTION_DAYS, DEFAULT_RETENTION_SECONDS // 86400) * 86400,
+            twilio_auth_token_param=env.get(ENV_TWILIO_AUTH_TOKEN_PARAM, ""),
+            plivo_auth_token_param=env.get(ENV_PLIVO_AUTH_TOKEN_PARAM, ""),
+            app=env.get(ENV_APP, "") or DEFAULT_APP,
+        )

@@ -1,0 +1,299 @@
+"""The switchboard: carrier webhooks in, answers out, call items written. No web framework.
+
+``Switchboard.handle(path, request)`` takes a ``SignedRequest`` (what the carrier sent, with the
+public URL it signed) and returns a ``Reply``. The FastAPI app (``callkit.http``) and the tests
+are thin around it. Order of work for every request:
+
+1. find the interfaces served at ``path`` and, by signature header, the carrier that sent it;
+2. verify the signature with the auth token of the interface the call is for (several numbers
+   may share a path: the ``To`` number picks, then any interface whose token verifies);
+   unsigned or forged: 403, nothing written;
+3. parse, answer, and write the call item with a conditional create, so a retried webhook gets
+   the stored document back and no second item appears.
+
+Error replies follow one table (``_STATUS_FOR``); a failure after the signature check answers
+the caller with a spoken apology rather than silence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from callkit.carriers import CarrierFormat, carrier_format
+from callkit.carriers._types import (
+    MAX_WEBHOOK_BODY_BYTES,
+    Answer,
+    ErrorAnswer,
+    Form,
+    IncomingCall,
+    RelayAnswer,
+    SignedRequest,
+    StreamAnswer,
+)
+from callkit.errors import (
+    CallkitError,
+    CallNotFoundError,
+    ConfigurationError,
+    InvalidSignatureError,
+    MessageTooLargeError,
+    MissingSignatureError,
+    ProtocolError,
+    SignatureError,
+    StoreError,
+    UnsupportedError,
+)
+from callkit.interface import RELAY_STT_PROVIDERS, RELAY_TTS_PROVIDERS, CallInterface
+from callkit.lifecycle import CallStatus
+from callkit.secrets import SecretRef, SecretResolver
+from callkit.settings import Settings
+from callkit.store._base import CallRecord, CallStore
+from callkit.telemetry import Telemetry
+from callkit.tokens import StreamTokens
+
+APOLOGY = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
+
+_STATUS_FOR: tuple[tuple[type[CallkitError], int], ...] = (
+    (SignatureError, 403),
+    (MessageTooLargeError, 413),
+    (ProtocolError, 400),
+    (StoreError, 503),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    kind: Literal["incoming", "status"]
+    interfaces: tuple[CallInterface, ...]
+
+
+def _error_reply(error: CallkitError) -> Reply:
+    status = next((code for cls, code in _STATUS_FOR if isinstance(error, cls)), 500)
+    # Fixed texts per class: the exception message may quote attacker-controlled input.
+    text = {403: "forbidden: signature check failed", 413: "request too large", 400: "malformed request"}
+    return Reply(status, text.get(status, "temporarily unavailable"))
+
+
+def _digits(number: str) -> str:
+    return number.lstrip("+")
+
+
+class Credentials:
+    """Resolves auth tokens and the stream-token key: explicit configuration first, then secrets."""
+
+    def __init__(self, settings: Settings, secrets: SecretResolver | None = None) -> None:
+        self._settings = settings
+        self._secrets = secrets or SecretResolver()
+        self._tokens: tuple[str, StreamTokens] | None = None
+
+    def auth_token(self, interface: CallInterface) -> str:
+        if interface.credentials.auth_token:
+            return interface.credentials.auth_token
+        param = (
+            self._settings.twilio_auth_token_param
+            if interface.provider == "twilio"
+            else self._settings.plivo_auth_token_param
+        )
+        if not param:
+            raise ConfigurationError(
+                f"no auth token for the {interface.provider} interface: pass auth_token=, set the carrier's "
+                "AUTH_TOKEN environment variable, or name an SSM parameter in the *_AUTH_TOKEN_PARAM variable"
+            )
+        return self._secrets.get(SecretRef("ssm", param))
+
+    def stream_tokens(self) -> StreamTokens:
+        key = self._settings.token_key
+        if not key:
+            if not self._settings.token_key_secret:
+                raise ConfigurationError(
+                    "no stream token key: set CALLKIT_TOKEN_KEY or CALLKIT_TOKEN_KEY_SECRET (stream pipelines)"
+                )
+            key = self._secrets.get(SecretRef("secretsmanager", self._settings.token_key_secret))
+        if self._tokens is None or self._tokens[0] != key:
+            self._tokens = (key, StreamTokens(key, ttl_seconds=self._settings.token_ttl_seconds))
+        return self._tokens[1]
+
+
+class Switchboard:
+    """Answers the carriers' webhooks for a set of ``CallInterface``s."""
+
+    def __init__(
+        self,
+        interfaces: Sequence[CallInterface],
+        *,
+        settings: Settings,
+        store: CallStore,
+        telemetry: Telemetry,
+        credentials: Credentials | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not interfaces:
+            raise ConfigurationError("a Switchboard needs at least one CallInterface")
+        self.settings = settings
+        self.store = store
+        self.telemetry = telemetry
+        self.credentials = credentials or Credentials(settings)
+        self._clock = clock
+        routes: dict[str, list[CallInterface]] = {}
+        kinds: dict[str, Literal["incoming", "status"]] = {}
+        for interface in interfaces:
+            for path, kind in ((interface.webhook_path, "incoming"), (interface.status_path, "status")):
+                if kinds.setdefault(path, kind) != kind:  # type: ignore[arg-type]
+                    raise ConfigurationError(f"path {path!r} is both a webhook and a status path")
+                routes.setdefault(path, []).append(interface)
+        self._routes = {path: _Route(kinds[path], tuple(group)) for path, group in routes.items()}
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(self._routes)
+
+    def handle(self, path: str, request: SignedRequest) -> Reply:
+        route = self._routes.get(path)
+        if route is None:
+            return Reply(404, "not found")
+        try:
+            if len(request.body) > MAX_WEBHOOK_BODY_BYTES:
+                raise MessageTooLargeError("webhook body too large")
+            params = self._params(request)
+            interface, carrier = self._authenticate(route.interfaces, request, params)
+        except CallkitError as error:
+            self.telemetry.warning("webhook refused", path=path, reason=type(error).__name__)
+            self.telemetry.count("WebhooksRefused")
+            return _error_reply(error)
+        if route.kind == "incoming":
+            return self._incoming(interface, carrier, params)
+        return self._status(carrier, params)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _params(request: SignedRequest) -> Form:
+        if request.method.upper() == "POST":
+            return request.form()
+        return parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+
+    def _authenticate(
+        self, interfaces: Iterable[CallInterface], request: SignedRequest, params: Form
+    ) -> tuple[CallInterface, CarrierFormat]:
+        signed = [
+            (i, f) for i in interfaces if any(h in request.headers for h in (f := carrier_format(i.provider)).SIGNATURE_HEADERS)
+        ]
+        if not signed:
+            raise MissingSignatureError("no carrier signature header")
+        to = _digits(next(iter(params.get("To", [])), ""))
+        signed.sort(key=lambda pair: _digits(pair[0].phone_number) != to)  # the dialled number first
+        for interface, carrier in signed:
+            try:
+                carrier.verify_request(request, self.credentials.auth_token(interface))
+            except InvalidSignatureError:
+                continue
+            except ConfigurationError as error:
+                self.telemetry.error("auth token unavailable", provider=interface.provider, reason=str(error))
+                continue
+            return interface, carrier
+        raise InvalidSignatureError("no interface's auth token verifies this request")
+
+    def _incoming(self, interface: CallInterface, carrier: CarrierFormat, params: Form) -> Reply:
+        try:
+            call = carrier.parse_incoming_call(params)
+        except ProtocolError as error:
+            self.telemetry.warning("incoming call malformed", provider=interface.provider, reason=type(error).__name__)
+            return _error_reply(error)
+        self.telemetry.bind_call(call.call_id)
+        answer = self._answer_for(interface, call)
+        document = carrier.render_answer(answer)
+        now = self._clock()
+        record = CallRecord(
+            call_id=call.call_id,
+            carrier=interface.provider,
+            pipeline=interface.pipeline,
+            status=CallStatus.RINGING,
+            from_number=call.from_number,
+            to_number=call.to_number,
+            account_id=call.account_id,
+            answer=document,
+            created_at=now,
+            updated_at=now,
+            expires_at=int(now) + self.settings.retention_seconds,
+        )
+        try:
+            result = self.store.create_call(record)
+        except StoreError:
+            self.telemetry.error("call store unavailable", exc_info=True, provider=interface.provider)
+            self.telemetry.count("StoreErrors")
+            apology = carrier.render_answer(ErrorAnswer(APOLOGY, interface.language))
+            return Reply(200, apology, carrier.ANSWER_CONTENT_TYPE)
+        if result.created:
+            outcome = "error" if isinstance(answer, ErrorAnswer) else "answered"
+            self.telemetry.info("call answered", provider=interface.provider, pipeline=interface.pipeline, outcome=outcome)
+            self.telemetry.count("CallsAnswered" if outcome == "answered" else "CallsRefused")
+        else:
+            self.telemetry.info("webhook retried; stored answer returned", provider=interface.provider)
+            self.telemetry.count("WebhookRetries")
+        return Reply(200, result.record.answer, carrier.ANSWER_CONTENT_TYPE)
+
+    def _answer_for(self, interface: CallInterface, call: IncomingCall) -> Answer:
+        try:
+            if interface.pipeline == "managed":
+                if not self.settings.relay_url:
+                    raise ConfigurationError("managed pipeline needs the relay URL (CALLKIT_RELAY_URL)")
+                return RelayAnswer(
+                    url=self.settings.relay_url,
+                    welcome_greeting=interface.welcome_message,
+                    voice=interface.voice or None,
+                    language=interface.language,
+                    interruptible=interface.interruptible,
+                    interrupt_sensitivity=interface.interrupt_sensitivity,
+                    tts_provider=RELAY_TTS_PROVIDERS[interface.tts_provider],
+                    transcription_provider=RELAY_STT_PROVIDERS[interface.stt_provider],
+                )
+            if not self.settings.media_url:
+                raise ConfigurationError(f"{interface.pipeline} pipeline needs the media URL (CALLKIT_MEDIA_URL)")
+            token = self.credentials.stream_tokens().mint(call.call_id, interface.pipeline)
+            return StreamAnswer(url=f"{self.settings.media_url}{interface.stream_path}", token=token)
+        except (ConfigurationError, UnsupportedError) as error:
+            self.telemetry.error("cannot connect call", provider=interface.provider, reason=str(error))
+            return ErrorAnswer(APOLOGY, interface.language)
+
+    def _status(self, carrier: CarrierFormat, params: Form) -> Reply:
+        try:
+            update = carrier.parse_status_update(params)
+        except ProtocolError as error:
+            self.telemetry.warning("status callback malformed", reason=type(error).__name__)
+            return _error_reply(error)
+        self.telemetry.bind_call(update.call_id)
+        try:
+            result = self.store.transition(
+                update.call_id,
+                update.status,
+                now=self._clock(),
+                sequence=update.sequence,
+                duration_seconds=update.duration_seconds,
+                ended_at=update.ended_at,
+            )
+        except CallNotFoundError:
+            # Acknowledge: the carrier would retry forever for a call we never answered.
+            self.telemetry.warning("status for unknown call", status=update.status.value)
+            self.telemetry.count("StatusUnknownCall")
+            return Reply(200, "", carrier.ANSWER_CONTENT_TYPE)
+        except StoreError as error:
+            self.telemetry.error("call store unavailable", exc_info=True)
+            self.telemetry.count("StoreErrors")
+            return _error_reply(error)
+        self.telemetry.info(
+            "call status" if result.applied else "call status ignored (stale or duplicate)",
+            status=update.status.value,
+            stored_status=result.record.status.value,
+        )
+        self.telemetry.count("StatusApplied" if result.applied else "StatusIgnored")
+        return Reply(200, "", carrier.ANSWER_CONTENT_TYPE)
