@@ -24,7 +24,9 @@ interfaces = [
         pipeline=pipeline,
         welcome_message="Hello! Thanks for calling Acme Shop. How can I help you today?",
         stt=DeepgramSTT() if pipeline == "cascading" else None,
-        tts=CartesiaTTS(voice_id=os.environ.get("CARTESIA_VOICE_ID", "")) if pipeline == "cascading" else None,
+        tts=CartesiaTTS(voice_id=os.environ.get("CARTESIA_VOICE_ID", ""))
+        if pipeline == "cascading"
+        else None,
         realtime=OpenAIRealtimeProvider(voice="marin") if pipeline == "realtime" else None,
         webhook_path=os.environ.get("CALLKIT_WEBHOOK_PATH", "/call/incoming"),
         stream_path=os.environ.get("CALLKIT_STREAM_PATH", "/call/stream"),

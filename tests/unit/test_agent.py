@@ -5,7 +5,6 @@ import threading
 from typing import Annotated, Literal
 
 import pytest
-
 from callkit import Agent, ConfigurationError, tool
 from callkit.agent import ToolArgumentsError
 
@@ -27,7 +26,9 @@ def lookup(order_id: str, include_items: bool = False, limit: int | None = None)
 
 
 @tool(name="book", description="Book a slot")
-async def book_slot(day: Literal["mon", "tue"], slots: list[int], note: Annotated[str, "free text"] = "") -> dict[str, object]:
+async def book_slot(
+    day: Literal["mon", "tue"], slots: list[int], note: Annotated[str, "free text"] = ""
+) -> dict[str, object]:
     return {"day": day, "slots": slots, "note": note}
 
 
@@ -71,7 +72,11 @@ def test_sync_tools_run_off_the_event_loop_and_async_tools_on_it() -> None:
 
     async def main() -> None:
         assert await where.invoke("{}") == "ok"
-        assert await book_slot.invoke('{"day": "mon", "slots": [1, 2]}') == {"day": "mon", "slots": [1, 2], "note": ""}
+        assert await book_slot.invoke('{"day": "mon", "slots": [1, 2]}') == {
+            "day": "mon",
+            "slots": [1, 2],
+            "note": "",
+        }
 
     asyncio.run(main())
     assert seen and seen[0] != threading.main_thread().name

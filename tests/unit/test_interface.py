@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from callkit import CallInterface, CartesiaTTS, ConfigurationError, DeepgramSTT, OpenAIRealtimeProvider
 
 
@@ -32,7 +31,7 @@ def test_phone_number_must_be_e164(number: str) -> None:
 
 
 def test_plivo_has_no_managed_mode() -> None:
-    with pytest.raises(ConfigurationError, match="Plivo has no managed mode.*cascading.*realtime"):
+    with pytest.raises(ConfigurationError, match=r"Plivo has no managed mode.*cascading.*realtime"):
         make(provider="plivo", pipeline="managed")
 
 
@@ -117,7 +116,9 @@ def test_provider_configs_validate() -> None:
 
 def test_deepgram_url_carries_the_options() -> None:
     url = DeepgramSTT(api_key="k", keyterms=("Acme", "refund"), endpointing=0).url()
-    assert url.startswith("wss://api.deepgram.com/v1/listen?model=nova-3&language=en-US&encoding=mulaw&sample_rate=8000")
+    assert url.startswith(
+        "wss://api.deepgram.com/v1/listen?model=nova-3&language=en-US&encoding=mulaw&sample_rate=8000"
+    )
     assert "endpointing=false" in url and "utterance_end_ms=1000" in url
     assert url.endswith("keyterm=Acme&keyterm=refund")
 

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from callkit.errors import ConfigurationError
 from callkit.secrets import SecretRef, SecretResolver
 from callkit.settings import Settings
+from moto import mock_aws
 
 
 def test_from_env_reads_every_name() -> None:
@@ -33,7 +32,11 @@ def test_from_env_reads_every_name() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CALLKIT_PUBLIC_URL", "ftp://x"), ("CALLKIT_PUBLIC_URL", "https://x/?q=1"), ("CALLKIT_MEDIA_URL", "https://x")],
+    [
+        ("CALLKIT_PUBLIC_URL", "ftp://x"),
+        ("CALLKIT_PUBLIC_URL", "https://x/?q=1"),
+        ("CALLKIT_MEDIA_URL", "https://x"),
+    ],
 )
 def test_bad_urls_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError):

@@ -3,9 +3,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from callkit.errors import (
     ConfigurationError,
     ExpiredTokenError,
@@ -15,6 +12,8 @@ from callkit.errors import (
     WrongCallTokenError,
 )
 from callkit.tokens import StreamTokens
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 KEY = "k" * 32
 
@@ -33,7 +32,11 @@ def test_round_trip_and_grant() -> None:
     token = tokens.mint("CA" + "a" * 32, "cascading")
     assert re.fullmatch(r"[0-9a-f]+", token), "tokens must fit Plivo extraHeaders ([A-Za-z0-9])"
     grant = tokens.verify(token, call_id="CA" + "a" * 32, pipeline="cascading")
-    assert (grant.call_id, grant.pipeline, grant.expires_at) == ("CA" + "a" * 32, "cascading", int(clock.now) + 60)
+    assert (grant.call_id, grant.pipeline, grant.expires_at) == (
+        "CA" + "a" * 32,
+        "cascading",
+        int(clock.now) + 60,
+    )
 
 
 def test_expired() -> None:
@@ -83,7 +86,13 @@ def test_arbitrary_input_only_raises_token_errors(text: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(call_id=st.text(st.characters(blacklist_characters="|", blacklist_categories=["Cs"]), min_size=1, max_size=60))
+@given(
+    call_id=st.text(
+        st.characters(blacklist_characters="|", blacklist_categories=["Cs"]), min_size=1, max_size=60
+    )
+)
 def test_any_call_id_round_trips(call_id: str) -> None:
     tokens = StreamTokens(KEY)
-    assert tokens.verify(tokens.mint(call_id, "managed"), call_id=call_id, pipeline="managed").call_id == call_id
+    assert (
+        tokens.verify(tokens.mint(call_id, "managed"), call_id=call_id, pipeline="managed").call_id == call_id
+    )

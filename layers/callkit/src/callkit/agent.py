@@ -37,9 +37,9 @@ def _schema_for(annotation: Any) -> tuple[JSONSchema, bool]:
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *meta = get_args(annotation)
-        schema, nullable = _schema_for(inner)
+        described, nullable = _schema_for(inner)
         text = next((m for m in meta if isinstance(m, str)), None)
-        return ({**schema, "description": text} if text else schema), nullable
+        return ({**described, "description": text} if text else described), nullable
     if origin in (Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
         nullable = len(members) < len(get_args(annotation))
@@ -68,8 +68,10 @@ def _schema_for(annotation: Any) -> tuple[JSONSchema, bool]:
         return {"type": "null"}, True
     if annotation is Any or annotation is inspect.Parameter.empty:
         return {}, False
-    raise ConfigurationError(f"tool parameter type {annotation!r} has no JSON schema; use str, int, float, bool, "
-                             "Literal, list[...], dict or Optional of these")
+    raise ConfigurationError(
+        f"tool parameter type {annotation!r} has no JSON schema; use str, int, float, bool, "
+        "Literal, list[...], dict or Optional of these"
+    )
 
 
 def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
@@ -123,7 +125,12 @@ class Tool:
 
     def realtime_schema(self) -> JSONSchema:
         """OpenAI Realtime ``session.tools[]`` entry (flat shape)."""
-        return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+        }
 
     def bind_arguments(self, arguments: str | Mapping[str, Any]) -> inspect.BoundArguments:
         """Parse the model's JSON arguments and bind them to the function's signature."""
@@ -158,7 +165,9 @@ def _make_tool(function: ToolFunction, name: str | None, description: str | None
     try:
         hints = get_type_hints(function, include_extras=True)
     except NameError as exc:
-        raise ConfigurationError(f"tool {tool_name}: a type hint cannot be resolved ({exc}); define it at module level")
+        raise ConfigurationError(
+            f"tool {tool_name}: a type hint cannot be resolved ({exc}); define it at module level"
+        ) from exc
     properties: dict[str, JSONSchema] = {}
     required: list[str] = []
     for param in inspect.signature(function).parameters.values():
@@ -240,4 +249,3 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent(model='{self.model.provider}/{self.model.name}', tools={list(self.tools)})"
-

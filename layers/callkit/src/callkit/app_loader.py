@@ -20,8 +20,12 @@ def load_interfaces(spec: str) -> list[CallInterface]:
     try:
         value = getattr(module, attribute)
     except AttributeError as exc:
-        raise ConfigurationError(f"{module_name} has no attribute {attribute!r} (CALLKIT_APP={spec!r})") from exc
-    found = [value] if isinstance(value, CallInterface) else list(value) if isinstance(value, Sequence) else None
+        raise ConfigurationError(
+            f"{module_name} has no attribute {attribute!r} (CALLKIT_APP={spec!r})"
+        ) from exc
+    found = (
+        [value] if isinstance(value, CallInterface) else list(value) if isinstance(value, Sequence) else None
+    )
     if not found or not all(isinstance(i, CallInterface) for i in found):
         raise ConfigurationError(f"{spec} must be a CallInterface or a non-empty list of them")
     return found

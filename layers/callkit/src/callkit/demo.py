@@ -24,7 +24,12 @@ from callkit.runtime import AgentRuntime
 from callkit.settings import Settings
 from callkit.store.memory import MemoryCallStore
 from callkit.stt.deepgram import DeepgramSTT
-from callkit.testing import TEST_PLIVO_AUTH_ID, TEST_PLIVO_AUTH_TOKEN, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN
+from callkit.testing import (
+    TEST_PLIVO_AUTH_ID,
+    TEST_PLIVO_AUTH_TOKEN,
+    TEST_TWILIO_ACCOUNT_SID,
+    TEST_TWILIO_AUTH_TOKEN,
+)
 from callkit.testing.carrier import CarrierResponse, SimulatedCarrier
 from callkit.tts.cartesia import CartesiaTTS
 
@@ -62,8 +67,12 @@ def demo_interfaces() -> list[CallInterface]:
                 auth_token=TEST_TWILIO_AUTH_TOKEN if twilio else TEST_PLIVO_AUTH_TOKEN,
                 welcome_message=WELCOME,
                 stt=DeepgramSTT(api_key="demo") if line.pipeline == "cascading" else None,
-                tts=CartesiaTTS(api_key="demo", voice_id="demo-voice") if line.pipeline == "cascading" else None,
-                realtime=OpenAIRealtimeProvider(api_key="demo", voice="marin") if line.pipeline == "realtime" else None,
+                tts=CartesiaTTS(api_key="demo", voice_id="demo-voice")
+                if line.pipeline == "cascading"
+                else None,
+                realtime=OpenAIRealtimeProvider(api_key="demo", voice="marin")
+                if line.pipeline == "realtime"
+                else None,
             )
         )
     return interfaces
@@ -105,10 +114,7 @@ async def run(out: TextIO = sys.stdout) -> int:
 
     async with runtime, httpx.AsyncClient(timeout=10) as client:
         out.write(f"callkit demo: AgentRuntime serving {len(LINES)} numbers at {runtime.url}/call/incoming\n")
-        carriers = {
-            p: SimulatedCarrier(p, base_url=runtime.url, client=client)  # type: ignore[arg-type]
-            for p in ("twilio", "plivo")
-        }
+        carriers = {p: SimulatedCarrier(p, base_url=runtime.url, client=client) for p in ("twilio", "plivo")}
         placed: dict[str, tuple[SimulatedCarrier, str]] = {}
         for line in LINES:
             carrier = carriers[line.provider]
@@ -116,9 +122,14 @@ async def run(out: TextIO = sys.stdout) -> int:
             response = await carrier.send(request)
             _show(out, f"{line.provider} {line.pipeline} call to {line.number[:6]}…", response)
             expected = "relay" if line.pipeline == "managed" else "stream"
-            expect(response.status == 200 and response.answer is not None and response.answer.kind == expected,
-                   f"answered with a {expected} instruction")
-            placed[line.number] = (carrier, request.form.get("CallSid", request.form.get("CallUUID", [""]))[0])
+            expect(
+                response.status == 200 and response.answer is not None and response.answer.kind == expected,
+                f"answered with a {expected} instruction",
+            )
+            placed[line.number] = (
+                carrier,
+                request.form.get("CallSid", request.form.get("CallUUID", [""]))[0],
+            )
 
         out.write("\n── a carrier retries the first webhook\n")
         carrier = carriers["twilio"]
@@ -141,10 +152,15 @@ async def run(out: TextIO = sys.stdout) -> int:
             status = await carrier.send(carrier.status_callback(call_id, "completed", duration_seconds=37))
             record = store.get_call(call_id)
             ok = status.status == 200 and record is not None and record.status == "completed"
-            expect(ok, f"{carrier.provider} call to {number[:6]}… stored as "
-                       f"{record.status if record else 'missing'}, {record.duration_seconds if record else '?'} s")
+            expect(
+                ok,
+                f"{carrier.provider} call to {number[:6]}… stored as "
+                f"{record.status if record else 'missing'}, {record.duration_seconds if record else '?'} s",
+            )
 
-    out.write(f"\n{'demo finished: every step as expected' if not failures else f'{len(failures)} step(s) failed'}\n")
+    out.write(
+        f"\n{'demo finished: every step as expected' if not failures else f'{len(failures)} step(s) failed'}\n"
+    )
     return 1 if failures else 0
 
 

@@ -34,7 +34,11 @@ ENV_PLIVO_AUTH_TOKEN: Final = "PLIVO_AUTH_TOKEN"
 
 #: ConversationRelay ``ttsProvider`` / ``transcriptionProvider`` values (twilio.md §3), keyed by the
 #: lower-case names the seed API uses.
-RELAY_TTS_PROVIDERS: Final[Mapping[str, str]] = {"google": "Google", "amazon": "Amazon", "elevenlabs": "ElevenLabs"}
+RELAY_TTS_PROVIDERS: Final[Mapping[str, str]] = {
+    "google": "Google",
+    "amazon": "Amazon",
+    "elevenlabs": "ElevenLabs",
+}
 RELAY_STT_PROVIDERS: Final[Mapping[str, str]] = {"deepgram": "Deepgram", "google": "Google"}
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -154,7 +158,9 @@ class CallInterface:
                 "pipeline='cascading' needs stt= and tts=, e.g. stt=DeepgramSTT(), tts=CartesiaTTS(voice_id=...)"
             )
         if self.pipeline == "realtime" and realtime is None:
-            raise ConfigurationError("pipeline='realtime' needs realtime=, e.g. realtime=OpenAIRealtimeProvider()")
+            raise ConfigurationError(
+                "pipeline='realtime' needs realtime=, e.g. realtime=OpenAIRealtimeProvider()"
+            )
         stt_key, tts_key = stt_provider.lower(), tts_provider.lower()
         if stt_key not in RELAY_STT_PROVIDERS:
             raise ConfigurationError(
@@ -190,7 +196,8 @@ class CallInterface:
         self.max_call_duration_seconds = max_call_duration_seconds
         if self.provider == "twilio":
             self.credentials = Credentials(
-                _credential(account_sid, ENV_TWILIO_ACCOUNT_SID), _credential(auth_token, ENV_TWILIO_AUTH_TOKEN)
+                _credential(account_sid, ENV_TWILIO_ACCOUNT_SID),
+                _credential(auth_token, ENV_TWILIO_AUTH_TOKEN),
             )
         else:
             self.credentials = Credentials(

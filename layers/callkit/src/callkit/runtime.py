@@ -66,7 +66,9 @@ class AgentRuntime:
         for interface in interfaces:
             if interface.agent is None:
                 if agent is None:
-                    raise ConfigurationError("an interface has no agent: pass AgentRuntime(agent, ...) or CallInterface(agent=...)")
+                    raise ConfigurationError(
+                        "an interface has no agent: pass AgentRuntime(agent, ...) or CallInterface(agent=...)"
+                    )
                 interface.bind(agent)
         self.interfaces = tuple(interfaces)
         self.host = host
@@ -83,7 +85,9 @@ class AgentRuntime:
         )
         self.store = store or build_store(self.settings)
         self.telemetry = telemetry or StdlibTelemetry()
-        self.switchboard = Switchboard(self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry)
+        self.switchboard = Switchboard(
+            self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
+        )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -124,7 +128,11 @@ class AgentRuntime:
         self._server = uvicorn.Server(config)
         for interface in self.interfaces:
             log.info(
-                "serving %s %s webhook at %s%s", interface.provider, interface.pipeline, self.url, interface.webhook_path
+                "serving %s %s webhook at %s%s",
+                interface.provider,
+                interface.pipeline,
+                self.url,
+                interface.webhook_path,
             )
         await self._server.serve(sockets=[self._socket])
 

@@ -185,9 +185,8 @@ class Switchboard:
     def _authenticate(
         self, interfaces: Iterable[CallInterface], request: SignedRequest, params: Form
     ) -> tuple[CallInterface, CarrierFormat]:
-        signed = [
-            (i, f) for i in interfaces if any(h in request.headers for h in (f := carrier_format(i.provider)).SIGNATURE_HEADERS)
-        ]
+        candidates = [(i, carrier_format(i.provider)) for i in interfaces]
+        signed = [(i, f) for i, f in candidates if any(h in request.headers for h in f.SIGNATURE_HEADERS)]
         if not signed:
             raise MissingSignatureError("no carrier signature header")
         to = _digits(next(iter(params.get("To", [])), ""))
@@ -207,7 +206,9 @@ class Switchboard:
         try:
             call = carrier.parse_incoming_call(params)
         except ProtocolError as error:
-            self.telemetry.warning("incoming call malformed", provider=interface.provider, reason=type(error).__name__)
+            self.telemetry.warning(
+                "incoming call malformed", provider=interface.provider, reason=type(error).__name__
+            )
             return _error_reply(error)
         self.telemetry.bind_call(call.call_id)
         answer = self._answer_for(interface, call)
@@ -235,7 +236,9 @@ class Switchboard:
             return Reply(200, apology, carrier.ANSWER_CONTENT_TYPE)
         if result.created:
             outcome = "error" if isinstance(answer, ErrorAnswer) else "answered"
-            self.telemetry.info("call answered", provider=interface.provider, pipeline=interface.pipeline, outcome=outcome)
+            self.telemetry.info(
+                "call answered", provider=interface.provider, pipeline=interface.pipeline, outcome=outcome
+            )
             self.telemetry.count("CallsAnswered" if outcome == "answered" else "CallsRefused")
         else:
             self.telemetry.info("webhook retried; stored answer returned", provider=interface.provider)
@@ -258,7 +261,9 @@ class Switchboard:
                     transcription_provider=RELAY_STT_PROVIDERS[interface.stt_provider],
                 )
             if not self.settings.media_url:
-                raise ConfigurationError(f"{interface.pipeline} pipeline needs the media URL (CALLKIT_MEDIA_URL)")
+                raise ConfigurationError(
+                    f"{interface.pipeline} pipeline needs the media URL (CALLKIT_MEDIA_URL)"
+                )
             token = self.credentials.stream_tokens().mint(call.call_id, interface.pipeline)
             return StreamAnswer(url=f"{self.settings.media_url}{interface.stream_path}", token=token)
         except (ConfigurationError, UnsupportedError) as error:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs
 
+from callkit.errors import ProtocolError
 from callkit.lifecycle import CallStatus
 
 #: Largest webhook body we parse. Twilio and Plivo callbacks are a few KB; anything near this is abuse.
@@ -26,7 +27,10 @@ Form = Mapping[str, list[str]]
 
 def parse_form(body: bytes | str) -> dict[str, list[str]]:
     """Decode an ``application/x-www-form-urlencoded`` body (``+`` is a space, blanks kept)."""
-    text = body.decode("utf-8", errors="strict") if isinstance(body, bytes) else body
+    try:
+        text = body.decode("utf-8", errors="strict") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("form body is not UTF-8") from exc
     return parse_qs(text, keep_blank_values=True, strict_parsing=False)
 
 
@@ -208,7 +212,13 @@ class StreamStopped:
 
 
 StreamEvent = (
-    StreamConnected | StreamStarted | StreamMedia | StreamDtmf | StreamMarkPlayed | StreamCleared | StreamStopped
+    StreamConnected
+    | StreamStarted
+    | StreamMedia
+    | StreamDtmf
+    | StreamMarkPlayed
+    | StreamCleared
+    | StreamStopped
 )
 
 

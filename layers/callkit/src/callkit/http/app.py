@@ -46,7 +46,9 @@ def _endpoint(switchboard: Switchboard, path: str) -> Callable[[Request], Awaita
         except ConfigurationError:
             switchboard.telemetry.error("public URL not configured")
             return Response("server misconfigured", status_code=500, media_type="text/plain")
-        signed = SignedRequest(method=request.method, url=url, headers=dict(request.headers.items()), body=body)
+        signed = SignedRequest(
+            method=request.method, url=url, headers=dict(request.headers.items()), body=body
+        )
         # The store is synchronous (boto3): keep it off the event loop when a server shares it.
         reply = await run_in_threadpool(switchboard.handle, path, signed)
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
@@ -58,5 +60,7 @@ def create_webhook_app(switchboard: Switchboard) -> FastAPI:
     """An app with GET and POST routes at every webhook and status path of the switchboard."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="callkit webhook")
     for path in switchboard.paths:
-        app.add_api_route(path, _endpoint(switchboard, path), methods=["GET", "POST"], include_in_schema=False)
+        app.add_api_route(
+            path, _endpoint(switchboard, path), methods=["GET", "POST"], include_in_schema=False
+        )
     return app

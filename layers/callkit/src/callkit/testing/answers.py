@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: S405 - parses our own server's output in tests and the demo
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,7 +42,12 @@ def parse_answer(document: str) -> ParsedAnswer:
         return ParsedAnswer(kind, inner.attrib.get("url", ""), attributes, params)
     if first.tag == "Stream":  # Plivo: the URL is the element text, the token in extraHeaders
         attributes = dict(first.attrib)
-        return ParsedAnswer("stream", (first.text or "").strip(), attributes, _extra_headers(attributes.get("extraHeaders", "")))
+        return ParsedAnswer(
+            "stream",
+            (first.text or "").strip(),
+            attributes,
+            _extra_headers(attributes.get("extraHeaders", "")),
+        )
     if first.tag in ("Say", "Speak") and any(child.tag == "Hangup" for child in root):
         return ParsedAnswer("say-and-hangup", attributes=dict(first.attrib), spoken=first.text or "")
     return ParsedAnswer("other")

@@ -49,7 +49,11 @@ class CarrierRequest:
     def tampered(self, name: str, value: str) -> CarrierRequest:
         """The same request with one parameter changed and the signature left as it was (a forgery)."""
         form = {**self.form, name: [value]}
-        body = urlencode([(k, v) for k, vs in form.items() for v in vs]).encode() if self.method == "POST" else b""
+        body = (
+            urlencode([(k, v) for k, vs in form.items() for v in vs]).encode()
+            if self.method == "POST"
+            else b""
+        )
         return dataclasses.replace(self, form=form, body=body)
 
     def unsigned(self) -> CarrierRequest:
@@ -84,15 +88,27 @@ class SimulatedCarrier:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        self.auth_token = auth_token or (TEST_TWILIO_AUTH_TOKEN if provider == "twilio" else TEST_PLIVO_AUTH_TOKEN)
-        self.account_id = account_id or (TEST_TWILIO_ACCOUNT_SID if provider == "twilio" else TEST_PLIVO_AUTH_ID)
+        self.auth_token = auth_token or (
+            TEST_TWILIO_AUTH_TOKEN if provider == "twilio" else TEST_PLIVO_AUTH_TOKEN
+        )
+        self.account_id = account_id or (
+            TEST_TWILIO_ACCOUNT_SID if provider == "twilio" else TEST_PLIVO_AUTH_ID
+        )
         self._client = client
         self._format = carrier_format(provider)
         self._sequence: dict[str, int] = {}
 
     # --- building requests ---------------------------------------------------------------------
 
-    def sign(self, method: Literal["GET", "POST"], path: str, params: list[tuple[str, str]]) -> CarrierRequest:
+    def sign(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        params: list[tuple[str, str]],
+        *,
+        nonce: str | None = None,
+    ) -> CarrierRequest:
+        """Sign ``params`` for ``path`` like the carrier; ``nonce`` fixes Plivo's nonce (reproducible events)."""
         form: dict[str, list[str]] = {}
         for name, value in params:
             form.setdefault(name, []).append(value)
@@ -102,7 +118,12 @@ class SimulatedCarrier:
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
         else:
             url, body, signed_form, headers = f"{self.base_url}{path}?{urlencode(params)}", b"", None, {}
-        headers |= self._format.signature_headers(self.auth_token, method, url, signed_form, body)
+        if self.provider == "plivo":
+            from callkit.carriers import plivo
+
+            headers |= plivo.signature_headers(self.auth_token, method, url, signed_form, body, nonce=nonce)
+        else:
+            headers |= self._format.signature_headers(self.auth_token, method, url, signed_form, body)
         headers["User-Agent"] = "TwilioProxy/1.1" if self.provider == "twilio" else "PlivoHTTP/1.0"
         return CarrierRequest(method=method, url=url, headers=headers, form=form, body=body)
 
@@ -189,7 +210,9 @@ class SimulatedCarrier:
             request.method, request.url, headers=request.headers, content=request.body or None
         )
         content_type = response.headers.get("content-type", "")
-        answer = parse_answer(response.text) if response.status_code == 200 and "xml" in content_type else None
+        answer = (
+            parse_answer(response.text) if response.status_code == 200 and "xml" in content_type else None
+        )
         return CarrierResponse(response.status_code, content_type, response.text, answer)
 
     async def place_call(self, *, to: str, **kwargs: str) -> CarrierResponse:

@@ -1,0 +1,36 @@
+"""Webhook Lambda: Twilio and Plivo incoming-call and status webhooks behind the HTTP API.
+
+Everything is built once per execution environment, at import (Mangum runs lifespan per
+invocation, so nothing expensive goes there: aws.md §3). No X-Ray SDK (the heaviest import and
+not needed for a 2 ms handler), no pydantic models of our own, boto3's low-level DynamoDB client
+only when a table is configured.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from callkit.app_loader import build_store, load_interfaces
+from callkit.http import create_webhook_app
+from callkit.settings import Settings
+from callkit.switchboard import Switchboard
+from callkit.telemetry import PowertoolsTelemetry
+from mangum import Mangum
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+switchboard = Switchboard(
+    load_interfaces(settings.app),
+    settings=settings,
+    store=build_store(settings),
+    telemetry=PowertoolsTelemetry(logger, metrics),
+)
+app = create_webhook_app(switchboard)
+_asgi = Mangum(app, lifespan="off", api_gateway_base_path=settings.base_path or "/")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, object], context: object) -> dict[str, object]:
+    return _asgi(event, context)  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+"""Plivo: Answer/Hangup URL webhooks, Signature V3, Plivo XML and audio stream frames (plivo.md).
+
+Sans-I/O, the same shape as ``callkit.carriers.twilio``. Plivo has no managed relay mode, so
+``render_answer`` refuses a ``RelayAnswer``.
+"""
+
+from __future__ import annotations
+
+from callkit.carriers.plivo.answer import ANSWER_CONTENT_TYPE, render_answer
+from callkit.carriers.plivo.audio_stream import (
+    decode_stream_command,
+    decode_stream_message,
+    encode_clear,
+    encode_mark,
+    encode_play_audio,
+    encode_stream_event,
+)
+from callkit.carriers.plivo.signature import (
+    SIGNATURE_HEADERS,
+    compute_signature,
+    signature_headers,
+    verify_request,
+    verify_websocket_handshake,
+)
+from callkit.carriers.plivo.webhooks import NAME, parse_incoming_call, parse_status_update
+
+__all__ = [
+    "ANSWER_CONTENT_TYPE",
+    "NAME",
+    "SIGNATURE_HEADERS",
+    "compute_signature",
+    "decode_stream_command",
+    "decode_stream_message",
+    "encode_clear",
+    "encode_mark",
+    "encode_play_audio",
+    "encode_stream_event",
+    "parse_incoming_call",
+    "parse_status_update",
+    "render_answer",
+    "signature_headers",
+    "verify_request",
+    "verify_websocket_handshake",
+]

@@ -1,0 +1,94 @@
+"""The API Gateway events in ``events/``, made reproducibly and signed with the test credentials.
+
+``python -m callkit.testing.events [DIR]`` rewrites them; a test checks the files on disk still
+equal what this makes. Every event is signed for ``EVENTS_PUBLIC_URL`` with the documented test
+auth tokens, so ``sam local invoke WebhookFunction -e events/<file> --env-vars events/env.json``
+verifies them (README, "Try the Lambda locally").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from callkit.testing.aws import http_api_event
+from callkit.testing.carrier import CarrierRequest, SimulatedCarrier
+
+#: The public URL the events are signed for (an API Gateway HTTP API, $default stage).
+EVENTS_PUBLIC_URL = "https://abc123xyz9.execute-api.us-east-1.amazonaws.com"
+EVENTS_PHONE_NUMBER = "+15551234567"
+TWILIO_MANAGED_CALL = "CA" + "1" * 32
+TWILIO_STREAM_CALL = "CA" + "2" * 32
+PLIVO_CALL = "3f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e"
+_NONCE = "05429567804466091622"
+_TIMESTAMP = "Thu, 01 Jan 2026 10:05:00 +0000"
+
+
+def _twilio(path: str, params: list[tuple[str, str]]) -> CarrierRequest:
+    return SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL).sign("POST", path, params)
+
+
+def _plivo(path: str, params: list[tuple[str, str]]) -> CarrierRequest:
+    return SimulatedCarrier("plivo", base_url=EVENTS_PUBLIC_URL).sign("POST", path, params, nonce=_NONCE)
+
+
+def build_events() -> dict[str, dict[str, Any]]:
+    twilio = SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL)
+    plivo = SimulatedCarrier("plivo", base_url=EVENTS_PUBLIC_URL)
+    twilio_status = [
+        ("AccountSid", twilio.account_id),
+        ("ApiVersion", "2010-04-01"),
+        ("CallDuration", "37"),
+        ("CallSid", TWILIO_MANAGED_CALL),
+        ("CallStatus", "completed"),
+        ("CallbackSource", "call-progress-events"),
+        ("Direction", "inbound"),
+        ("SequenceNumber", "3"),
+        ("Timestamp", _TIMESTAMP),
+    ]
+    plivo_hangup = [
+        ("BillDuration", "37"),
+        ("CallStatus", "completed"),
+        ("CallUUID", PLIVO_CALL),
+        ("Direction", "inbound"),
+        ("Duration", "37"),
+        ("EndTime", "2026-01-01 10:05:00"),
+        ("Event", "Hangup"),
+        ("From", "14155550100"),
+        ("HangupCause", "NORMAL_CLEARING"),
+        ("To", EVENTS_PHONE_NUMBER.lstrip("+")),
+    ]
+    plivo_answer = plivo.incoming_call(to=EVENTS_PHONE_NUMBER, call_id=PLIVO_CALL)
+    requests = {
+        "twilio-incoming-managed.json": twilio.incoming_call(
+            to=EVENTS_PHONE_NUMBER, call_id=TWILIO_MANAGED_CALL
+        ),
+        "twilio-incoming-stream.json": twilio.incoming_call(
+            to=EVENTS_PHONE_NUMBER, call_id=TWILIO_STREAM_CALL
+        ),
+        "twilio-status-completed.json": _twilio("/call/incoming/status", twilio_status),
+        "plivo-answer.json": _plivo("/call/incoming", [(k, v[0]) for k, v in plivo_answer.form.items()]),
+        "plivo-hangup.json": _plivo("/call/incoming/status", plivo_hangup),
+    }
+    return {
+        name: http_api_event(request, request_id=f"evt{index:02d}ABCDEFG=")
+        for index, (name, request) in enumerate(requests.items())
+    }
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    target = Path((argv or sys.argv[1:] or ["events"])[0])
+    target.mkdir(parents=True, exist_ok=True)
+    for name, event in build_events().items():
+        (target / name).write_text(render(event))
+        print(f"wrote {target / name}")
+
+
+if __name__ == "__main__":
+    main()
