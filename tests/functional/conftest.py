@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -58,10 +59,14 @@ WebhookFactory = Callable[..., ModuleType]
 
 
 @pytest.fixture
-def webhook(aws: None, monkeypatch: pytest.MonkeyPatch) -> WebhookFactory:
+def webhook(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookFactory]:
     """Import ``functions/webhook/app.py`` fresh, as a new Lambda execution environment would."""
+    loops: list[asyncio.AbstractEventLoop] = []
 
     def load(**env: str | None) -> ModuleType:
+        # Mangum runs on the thread's event loop; give it one we can close after the test.
+        loops.append(asyncio.new_event_loop())
+        asyncio.set_event_loop(loops[-1])
         for name, value in env.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
@@ -76,7 +81,10 @@ def webhook(aws: None, monkeypatch: pytest.MonkeyPatch) -> WebhookFactory:
                 handler.stream = sys.stdout  # not setStream: it flushes the old, maybe closed, stream
         return importlib.import_module("webhook.app")
 
-    return load
+    yield load
+    asyncio.set_event_loop(None)
+    for loop in loops:
+        loop.close()
 
 
 def items() -> list[dict[str, Any]]:

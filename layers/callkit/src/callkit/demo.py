@@ -165,7 +165,7 @@ async def run(out: TextIO = sys.stdout) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)  # refusals are part of the show, printed below
     raise SystemExit(asyncio.run(run()))
 
 

@@ -83,8 +83,8 @@ class AgentRuntime:
             # A per-process key is enough when this process both mints and verifies the tokens.
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )
-        self.store = store or build_store(self.settings)
-        self.telemetry = telemetry or StdlibTelemetry()
+        self.store = store if store is not None else build_store(self.settings)
+        self.telemetry = telemetry if telemetry is not None else StdlibTelemetry()
         self.switchboard = Switchboard(
             self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
         )

@@ -55,6 +55,8 @@ from callkit.telemetry import Telemetry
 from callkit.tokens import StreamTokens
 
 APOLOGY = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
+#: What we return to status callbacks: Twilio ignores the body, Plivo wants an XML document.
+EMPTY_ANSWER = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 _STATUS_FOR: tuple[tuple[type[CallkitError], int], ...] = (
     (SignatureError, 403),
@@ -142,7 +144,7 @@ class Switchboard:
         self.settings = settings
         self.store = store
         self.telemetry = telemetry
-        self.credentials = credentials or Credentials(settings)
+        self.credentials = credentials if credentials is not None else Credentials(settings)
         self._clock = clock
         routes: dict[str, list[CallInterface]] = {}
         kinds: dict[str, Literal["incoming", "status"]] = {}
@@ -290,7 +292,7 @@ class Switchboard:
             # Acknowledge: the carrier would retry forever for a call we never answered.
             self.telemetry.warning("status for unknown call", status=update.status.value)
             self.telemetry.count("StatusUnknownCall")
-            return Reply(200, "", carrier.ANSWER_CONTENT_TYPE)
+            return Reply(200, EMPTY_ANSWER, carrier.ANSWER_CONTENT_TYPE)
         except StoreError as error:
             self.telemetry.error("call store unavailable", exc_info=True)
             self.telemetry.count("StoreErrors")
@@ -301,4 +303,4 @@ class Switchboard:
             stored_status=result.record.status.value,
         )
         self.telemetry.count("StatusApplied" if result.applied else "StatusIgnored")
-        return Reply(200, "", carrier.ANSWER_CONTENT_TYPE)
+        return Reply(200, EMPTY_ANSWER, carrier.ANSWER_CONTENT_TYPE)

@@ -16,7 +16,9 @@ from callkit.errors import ConfigurationError
 ENV_OPENAI_API_KEY: Final = "OPENAI_API_KEY"
 OPENAI_REALTIME_URL: Final = "wss://api.openai.com/v1/realtime"
 #: GA voices (ai-providers.md §3.2).
-VOICES: Final = frozenset({"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"})
+VOICES: Final = frozenset(
+    {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
+)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -49,7 +51,10 @@ class OpenAIRealtimeProvider:
             raise ConfigurationError("max_response_output_tokens must be 1-4096 or 'inf'")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigurationError("temperature must be between 0 and 2")
-        if self.turn_detection is not None and self.turn_detection.get("type") not in ("server_vad", "semantic_vad"):
+        if self.turn_detection is not None and self.turn_detection.get("type") not in (
+            "server_vad",
+            "semantic_vad",
+        ):
             raise ConfigurationError("turn_detection['type'] must be 'server_vad' or 'semantic_vad'")
 
     def url(self) -> str:

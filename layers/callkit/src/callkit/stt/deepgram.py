@@ -44,7 +44,9 @@ class DeepgramSTT:
         if self.endpointing < 0:
             raise ConfigurationError("DeepgramSTT endpointing must be >= 0 ms (0 turns it off)")
         if self.utterance_end_ms and not self.interim_results:
-            raise ConfigurationError("DeepgramSTT utterance_end_ms needs interim_results=True (Deepgram rule)")
+            raise ConfigurationError(
+                "DeepgramSTT utterance_end_ms needs interim_results=True (Deepgram rule)"
+            )
         if self.utterance_end_ms and self.utterance_end_ms < 1000:
             raise ConfigurationError(
                 "DeepgramSTT utterance_end_ms below 1000 adds nothing (interim results arrive about once a "
@@ -76,7 +78,9 @@ class DeepgramSTT:
         return f"{self.base_url}?{urlencode(params)}"
 
     def __repr__(self) -> str:
-        return f"DeepgramSTT(model={self.model!r}, language={self.language!r}, api_key={masked(self.api_key)})"
+        return (
+            f"DeepgramSTT(model={self.model!r}, language={self.language!r}, api_key={masked(self.api_key)})"
+        )
 
 
 def _flag(value: bool) -> str:

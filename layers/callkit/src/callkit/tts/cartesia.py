@@ -40,7 +40,9 @@ class CartesiaTTS:
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", resolve(self.api_key, ENV_CARTESIA_API_KEY))
         if self.speed not in _SPEEDS:
-            raise ConfigurationError(f"CartesiaTTS speed={self.speed!r} is not one of 'slow', 'normal', 'fast'")
+            raise ConfigurationError(
+                f"CartesiaTTS speed={self.speed!r} is not one of 'slow', 'normal', 'fast'"
+            )
 
     @property
     def generation_speed(self) -> float:
@@ -53,4 +55,6 @@ class CartesiaTTS:
         return self.voice_id
 
     def __repr__(self) -> str:
-        return f"CartesiaTTS(model={self.model!r}, voice_id={self.voice_id!r}, api_key={masked(self.api_key)})"
+        return (
+            f"CartesiaTTS(model={self.model!r}, voice_id={self.voice_id!r}, api_key={masked(self.api_key)})"
+        )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse, urlunparse
 
 from callkit.carriers._types import parse_form
-from callkit.errors import InvalidSignatureError, MissingSignatureError
+from callkit.errors import InvalidSignatureError, MissingSignatureError, ProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -79,7 +79,7 @@ def verify_request(request: SignedRequest, auth_token: str) -> None:
         raise InvalidSignatureError(f"Plivo signs only GET and POST requests, not {method}")
     try:
         params = request.form()
-    except UnicodeDecodeError:
+    except ProtocolError:
         # Plivo sends UTF-8 form bodies; one that is not cannot carry a signature we reproduce.
         raise InvalidSignatureError("request body is not UTF-8 form data") from None
     _verify(_lower(request.headers), auth_token, method, (request.url,), params)

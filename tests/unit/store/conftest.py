@@ -1,0 +1,105 @@
+"""Fixtures for the call store tests: a virtual clock and both stores, DynamoDB through moto."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from callkit.store import CallStore, DynamoDBCallStore, MemoryCallStore, create_table
+from moto import mock_aws
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+T0 = 1_700_000_000.0
+TABLE = "callkit-test"
+
+
+class VirtualClock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, start: float) -> None:
+        self.time = start
+
+    def __call__(self) -> float:
+        return self.time
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(T0)
+
+
+@pytest.fixture
+def advance(clock: VirtualClock) -> Callable[[float], None]:
+    """Move the stores' clock forward by this many seconds."""
+
+    def _advance(seconds: float) -> None:
+        clock.time += seconds
+
+    return _advance
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, and nothing from the developer's own AWS setup."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+@pytest.fixture
+def dynamodb_client(aws_env: None) -> Iterator[DynamoDBClient]:
+    """A low-level DynamoDB client on moto's in-process backend, with the call table created."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        assert create_table(client, TABLE) is True
+        yield client
+
+
+class AtomicRequests:
+    """A client whose requests run one at a time, as DynamoDB runs the writes to one item.
+
+    moto checks a condition and then writes in two Python steps, so two threads can both pass the
+    check (seen with concurrent UpdateItem). DynamoDB does not allow that, and the store relies on
+    it. Serialising whole requests restores the guarantee without hiding a store that does
+    read-then-write in two requests: threads still interleave between requests.
+    """
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def dynamodb_store(dynamodb_client: DynamoDBClient, clock: VirtualClock) -> DynamoDBCallStore:
+    client: DynamoDBClient = AtomicRequests(dynamodb_client)  # type: ignore[assignment]
+    return DynamoDBCallStore(TABLE, client, now=clock)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request: pytest.FixtureRequest, clock: VirtualClock) -> CallStore:
+    """Each contract test runs once per implementation."""
+    if request.param == "memory":
+        return MemoryCallStore(now=clock)
+    store: DynamoDBCallStore = request.getfixturevalue("dynamodb_store")
+    return store
