@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import boto3
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
+
 from callkit import AgentRuntime, CallInterface
 from callkit.demo import run as run_demo
 from callkit.examples import support_agent
@@ -17,7 +19,6 @@ from callkit.store import DynamoDBCallStore, create_table
 from callkit.stt.deepgram import DeepgramSTT
 from callkit.testing import TEST_TWILIO_AUTH_TOKEN, SimulatedCarrier
 from callkit.tts.cartesia import CartesiaTTS
-from moto.server import ThreadedMotoServer
 
 
 def test_demo_runs_every_step() -> None:

@@ -14,10 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from callkit.store import create_table
 from callkit.testing import TEST_PLIVO_AUTH_TOKEN, TEST_TWILIO_AUTH_TOKEN
 from callkit.testing.events import EVENTS_PHONE_NUMBER, EVENTS_PUBLIC_URL
-from moto import mock_aws
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TABLE = "callkit-calls"

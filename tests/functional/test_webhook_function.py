@@ -10,9 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import EVENTS, TOKEN_KEY, WebhookFactory, items, load_event
+
 from callkit.store import DynamoDBCallStore
 from callkit.testing import LambdaContext, SimulatedCarrier, http_api_event, parse_answer
 from callkit.testing.events import (
+    EVENT_ENV,
     EVENTS_PHONE_NUMBER,
     EVENTS_PUBLIC_URL,
     PLIVO_CALL,
@@ -20,7 +23,6 @@ from callkit.testing.events import (
     TWILIO_STREAM_CALL,
 )
 from callkit.tokens import StreamTokens
-from conftest import TOKEN_KEY, WebhookFactory, items, load_event
 
 
 def invoke(module: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -202,3 +204,23 @@ def test_logs_carry_the_call_id_but_no_phone_numbers(
 def test_xml_is_well_formed_for_every_event(webhook: WebhookFactory) -> None:
     module = webhook(CALLKIT_PROVIDER="twilio", CALLKIT_PIPELINE="managed")
     ET.fromstring(invoke(module, load_event("twilio-incoming-managed.json"))["body"])
+
+
+def test_events_on_disk_are_what_the_generator_makes() -> None:
+    from callkit.testing.events import build_env_files, build_events, render
+
+    for name, content in {**build_events(), **build_env_files()}.items():
+        assert (EVENTS / name).read_text() == render(content), f"events/{name} is stale: make events"
+
+
+@pytest.mark.parametrize("event_name", sorted(EVENT_ENV))
+def test_every_event_works_with_its_sam_local_env_file(webhook: WebhookFactory, event_name: str) -> None:
+    """What `sam local invoke WebhookFunction -e events/X --env-vars events/Y` does, without Docker."""
+    env = json.loads((EVENTS / EVENT_ENV[event_name]).read_text())["WebhookFunction"]
+    module = webhook(**env)
+    if event_name.endswith(("status-completed.json", "hangup.json")):  # the call it ends must exist
+        answer = "twilio-incoming-managed.json" if event_name.startswith("twilio") else "plivo-answer.json"
+        assert invoke(module, load_event(answer))["statusCode"] == 200
+    response = invoke(module, load_event(event_name))
+    assert response["statusCode"] == 200, response["body"]
+    ET.fromstring(response["body"])

@@ -5,6 +5,7 @@ import threading
 from typing import Annotated, Literal
 
 import pytest
+
 from callkit import Agent, ConfigurationError, tool
 from callkit.agent import ToolArgumentsError
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from callkit import CallInterface, CartesiaTTS, ConfigurationError, DeepgramSTT, OpenAIRealtimeProvider
 
 

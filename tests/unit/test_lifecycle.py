@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from callkit.errors import StoreError, TransitionError
-from callkit.lifecycle import TERMINAL, CallStatus, allowed_sources, step
 from hypothesis import given
 from hypothesis import strategies as st
+
+from callkit.errors import StoreError, TransitionError
+from callkit.lifecycle import TERMINAL, CallStatus, allowed_sources, step
 
 STATUSES = list(CallStatus)
 PAIRS = list(itertools.product(STATUSES, STATUSES))

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from callkit.errors import ConfigurationError
 from callkit.secrets import SecretRef, SecretResolver
 from callkit.settings import Settings
-from moto import mock_aws
 
 
 def test_from_env_reads_every_name() -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callkit.errors import (
     ConfigurationError,
     ExpiredTokenError,
@@ -12,8 +15,6 @@ from callkit.errors import (
     WrongCallTokenError,
 )
 from callkit.tokens import StreamTokens
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 KEY = "k" * 32
 

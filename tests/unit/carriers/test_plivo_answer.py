@@ -5,11 +5,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from callkit.carriers._types import ErrorAnswer, RelayAnswer, StreamAnswer
 from callkit.carriers.plivo import ANSWER_CONTENT_TYPE, render_answer
 from callkit.errors import ProtocolError, UnsupportedError
-from hypothesis import given
-from hypothesis import strategies as st
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 # Text XML 1.0 can carry, with the characters that need escaping made likely.

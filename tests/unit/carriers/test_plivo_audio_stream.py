@@ -6,6 +6,9 @@ import contextlib
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from callkit.carriers._types import (
     MAX_STREAM_MESSAGE_BYTES,
     ClearAudio,
@@ -36,8 +39,6 @@ from callkit.errors import (
     UnknownEventError,
     UnsupportedError,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 STREAM = "20170ada-f610-433b-8758-c02a2aab3662"
 CALL = "9f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e"

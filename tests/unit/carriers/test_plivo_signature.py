@@ -7,6 +7,8 @@ import random
 from urllib.parse import urlencode
 
 import pytest
+from plivo.utils import validate_v3_signature
+
 from callkit.carriers._types import SignedRequest, parse_form
 from callkit.carriers.plivo import (
     SIGNATURE_HEADERS,
@@ -17,7 +19,6 @@ from callkit.carriers.plivo import (
 )
 from callkit.carriers.plivo.signature import canonical_string
 from callkit.errors import InvalidSignatureError, MissingSignatureError
-from plivo.utils import validate_v3_signature
 
 TOKEN = "my_auth_token"
 NONCE = "05429567804466091622"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from callkit.carriers._types import IncomingCall, StatusUpdate, parse_form
 from callkit.carriers.plivo import NAME, parse_incoming_call, parse_status_update
 from callkit.errors import CallkitError, ProtocolError
 from callkit.lifecycle import CallStatus
-from hypothesis import given
-from hypothesis import strategies as st
 
 CALL_UUID = "9f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e"
 # plivo.md §1, the example body.

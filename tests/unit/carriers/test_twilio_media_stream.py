@@ -6,6 +6,9 @@ import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callkit.carriers._types import (
     MAX_STREAM_MESSAGE_BYTES,
     ClearAudio,
@@ -35,8 +38,6 @@ from callkit.errors import (
     UnknownEventError,
     UnsupportedError,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # twilio.md §4, verbatim.
 CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'

@@ -6,6 +6,9 @@ import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callkit.carriers._types import MAX_STREAM_MESSAGE_BYTES
 from callkit.carriers.twilio import (
     RelayCommand,
@@ -31,8 +34,6 @@ from callkit.carriers.twilio import (
     encode_text,
 )
 from callkit.errors import CallkitError, MessageTooLargeError, ProtocolError, UnknownEventError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # twilio.md §5, verbatim.
 SETUP = (

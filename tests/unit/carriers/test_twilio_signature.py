@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
+from twilio.request_validator import RequestValidator
+
 from callkit.carriers._types import SignedRequest
 from callkit.carriers.twilio import (
     SIGNATURE_HEADERS,
@@ -17,7 +19,6 @@ from callkit.carriers.twilio import (
     verify_websocket_handshake,
 )
 from callkit.errors import ConfigurationError, InvalidSignatureError, MissingSignatureError
-from twilio.request_validator import RequestValidator
 
 FORM = "application/x-www-form-urlencoded"
 VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

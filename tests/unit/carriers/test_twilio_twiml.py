@@ -5,11 +5,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callkit.carriers._types import ErrorAnswer, RelayAnswer, StreamAnswer
 from callkit.carriers.twilio import ANSWER_CONTENT_TYPE, render_answer
 from callkit.errors import UnsupportedError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 PROLOG = '<?xml version="1.0" encoding="UTF-8"?>'
 NASTY = "a&b<c>d\"e'f g\th\ni\rj;&amp;"

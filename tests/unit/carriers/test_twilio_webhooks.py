@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from callkit.carriers._types import IncomingCall, StatusUpdate, parse_form
 from callkit.carriers.twilio import parse_incoming_call, parse_status_update
 from callkit.errors import ProtocolError

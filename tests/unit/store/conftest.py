@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from callkit.store import CallStore, DynamoDBCallStore, MemoryCallStore, create_table
 from moto import mock_aws
+
+from callkit.store import CallStore, DynamoDBCallStore, MemoryCallStore, create_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

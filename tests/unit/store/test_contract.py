@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from callkit.errors import CallNotFoundError
 from callkit.lifecycle import TERMINAL, CallStatus
 from callkit.store import (

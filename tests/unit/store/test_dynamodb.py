@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from callkit.errors import CallNotFoundError, StoreError
 from callkit.lifecycle import CallStatus
 from callkit.store import DEFAULT_RETENTION_SECONDS, CallRecord, DynamoDBCallStore, create_table

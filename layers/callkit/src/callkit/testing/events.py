@@ -3,7 +3,7 @@
 ``python -m callkit.testing.events [DIR]`` rewrites them; a test checks the files on disk still
 equal what this makes. Every event is signed for ``EVENTS_PUBLIC_URL`` with the documented test
 auth tokens, so ``sam local invoke WebhookFunction -e events/<file> --env-vars events/env.json``
-verifies them (README, "Try the Lambda locally").
+verifies them (README, "Try the Lambda locally"); ``EVENT_ENV`` says which env file goes with which event.
 """
 
 from __future__ import annotations
@@ -78,6 +78,38 @@ def build_events() -> dict[str, dict[str, Any]]:
     }
 
 
+def build_env_files() -> dict[str, dict[str, dict[str, str]]]:
+    """``sam local invoke --env-vars`` files: one per deployed configuration the events exercise."""
+    from callkit.testing.carrier import TEST_PLIVO_AUTH_TOKEN, TEST_TWILIO_AUTH_TOKEN
+
+    common = {
+        "CALLKIT_PUBLIC_URL": EVENTS_PUBLIC_URL,
+        "CALLKIT_TABLE": "",  # the in-memory store: sam local has no table
+        "CALLKIT_MEDIA_URL": "wss://media.example.com",
+        "CALLKIT_RELAY_URL": "wss://relay.example.com/prod",
+        "CALLKIT_PHONE_NUMBER": EVENTS_PHONE_NUMBER,
+        "CALLKIT_TOKEN_KEY": "0123456789abcdef" * 4,
+        "TWILIO_AUTH_TOKEN": TEST_TWILIO_AUTH_TOKEN,
+        "PLIVO_AUTH_TOKEN": TEST_PLIVO_AUTH_TOKEN,
+    }
+    configs = {
+        "env.json": {"CALLKIT_PROVIDER": "twilio", "CALLKIT_PIPELINE": "managed"},
+        "env-stream.json": {"CALLKIT_PROVIDER": "twilio", "CALLKIT_PIPELINE": "cascading"},
+        "env-plivo.json": {"CALLKIT_PROVIDER": "plivo", "CALLKIT_PIPELINE": "realtime"},
+    }
+    return {name: {"WebhookFunction": common | config} for name, config in configs.items()}
+
+
+#: Which env file each event is meant to be invoked with.
+EVENT_ENV = {
+    "twilio-incoming-managed.json": "env.json",
+    "twilio-incoming-stream.json": "env-stream.json",
+    "twilio-status-completed.json": "env.json",
+    "plivo-answer.json": "env-plivo.json",
+    "plivo-hangup.json": "env-plivo.json",
+}
+
+
 def render(event: dict[str, Any]) -> str:
     return json.dumps(event, indent=2, sort_keys=True) + "\n"
 
@@ -85,8 +117,9 @@ def render(event: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     target = Path((argv or sys.argv[1:] or ["events"])[0])
     target.mkdir(parents=True, exist_ok=True)
-    for name, event in build_events().items():
-        (target / name).write_text(render(event))
+    files = {**build_events(), **build_env_files()}
+    for name, content in files.items():
+        (target / name).write_text(render(content))
         print(f"wrote {target / name}")
 
 
