@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from mangum import Mangum
+
 from callkit.app_loader import build_store, load_interfaces
 from callkit.http import create_webhook_app
 from callkit.settings import Settings
 from callkit.switchboard import Switchboard
 from callkit.telemetry import PowertoolsTelemetry
-from mangum import Mangum
 
 logger = Logger()
 metrics = Metrics()
@@ -26,7 +27,8 @@ switchboard = Switchboard(
     store=build_store(settings),
     telemetry=PowertoolsTelemetry(logger, metrics),
 )
-app = create_webhook_app(switchboard)
+# One request per invocation: the store's blocking calls need no thread pool here.
+app = create_webhook_app(switchboard, offload_blocking=False)
 _asgi = Mangum(app, lifespan="off", api_gateway_base_path=settings.base_path or "/")
 
 

@@ -34,7 +34,7 @@ def public_request_url(scope: Mapping[str, Any], settings: Settings) -> str:
     raise ConfigurationError("the public URL is not configured (CALLKIT_PUBLIC_URL)")
 
 
-def _endpoint(switchboard: Switchboard, path: str) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(switchboard: Switchboard, path: str, offload: bool) -> Callable[[Request], Awaitable[Response]]:
     async def webhook(request: Request) -> Response:
         body = b""
         async for chunk in request.stream():  # stop reading early instead of buffering a huge body
@@ -49,18 +49,23 @@ def _endpoint(switchboard: Switchboard, path: str) -> Callable[[Request], Awaita
         signed = SignedRequest(
             method=request.method, url=url, headers=dict(request.headers.items()), body=body
         )
-        # The store is synchronous (boto3): keep it off the event loop when a server shares it.
-        reply = await run_in_threadpool(switchboard.handle, path, signed)
+        if offload:  # the store is synchronous: keep it off a loop that other requests share
+            reply = await run_in_threadpool(switchboard.handle, path, signed)
+        else:
+            reply = switchboard.handle(path, signed)
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
     return webhook
 
 
-def create_webhook_app(switchboard: Switchboard) -> FastAPI:
-    """An app with GET and POST routes at every webhook and status path of the switchboard."""
+def create_webhook_app(switchboard: Switchboard, *, offload_blocking: bool = True) -> FastAPI:
+    """An app with GET and POST routes at every webhook and status path of the switchboard.
+
+    ``offload_blocking=False`` runs the (synchronous) switchboard on the event loop itself: right
+    on Lambda, where one invocation is one request and a thread hop only adds latency.
+    """
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="callkit webhook")
     for path in switchboard.paths:
-        app.add_api_route(
-            path, _endpoint(switchboard, path), methods=["GET", "POST"], include_in_schema=False
-        )
+        endpoint = _endpoint(switchboard, path, offload_blocking)
+        app.add_api_route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
     return app

@@ -1,0 +1,163 @@
+"""Benchmark: the webhook Lambda's cold init and warm request latency, against a naive baseline.
+
+    uv run python bench/webhook.py [--runs 7] [--requests 2000]
+
+Cold init: a fresh interpreter per run imports the handler module with the deployed environment
+(a DynamoDB table configured, so the DynamoDB client is built at import; no network is touched at
+import), timed inside the process around the import. Callkit and the baseline
+(``bench/naive_webhook.py``) alternate so drift hits both. Warm: in one fresh process per handler,
+signed Twilio incoming-call events (a new CallSid each) go through Mangum and the full handler
+with the in-memory store; stdout (JSON logs, EMF metrics) goes to /dev/null as it would to
+CloudWatch. Medians and percentiles of the per-request wall time. Also lists the five largest
+import costs left in the callkit handler (self time, summed per top-level package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {
+    "CALLKIT_APP": "callkit_app:interfaces",
+    "CALLKIT_PUBLIC_URL": "https://abc123xyz9.execute-api.us-east-1.amazonaws.com",
+    "CALLKIT_MEDIA_URL": "wss://media.example.com",
+    "CALLKIT_RELAY_URL": "wss://relay.example.com/prod",
+    "CALLKIT_PHONE_NUMBER": "+15551234567",
+    "CALLKIT_PROVIDER": "twilio",
+    "CALLKIT_PIPELINE": "cascading",
+    "CALLKIT_TOKEN_KEY": "0123456789abcdef" * 4,
+    "TWILIO_AUTH_TOKEN": "callkit-test-twilio-auth-token",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "callkit-webhook",
+    "POWERTOOLS_METRICS_NAMESPACE": "callkit",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "bench")]),
+    "PYTHONWARNINGS": "ignore",
+}
+MODULES = {"callkit": "webhook.app", "naive": "naive_webhook"}
+
+COLD_CHILD = """
+import time
+t = time.perf_counter()
+import {module}
+print((time.perf_counter() - t) * 1000)
+"""
+
+WARM_CHILD = """
+import json, os, sys, time
+from callkit.testing import LambdaContext, SimulatedCarrier, http_api_event
+import {module} as handler_module
+carrier = SimulatedCarrier("twilio", base_url=os.environ["CALLKIT_PUBLIC_URL"])
+events = [http_api_event(carrier.incoming_call(to="+15551234567")) for _ in range({requests} + 200)]
+context = LambdaContext()
+real_stdout, sys.stdout = sys.stdout, open(os.devnull, "w")
+for event in events[:200]:  # warm-up: first-request work (secrets, lazy imports) is not "warm"
+    assert handler_module.handler(event, context)["statusCode"] == 200
+times = []
+for event in events[200:]:
+    t = time.perf_counter()
+    response = handler_module.handler(event, context)
+    times.append((time.perf_counter() - t) * 1000)
+    assert response["statusCode"] == 200
+real_stdout.write(json.dumps(times))
+"""
+
+
+def child(code: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{result.stderr[-3000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def cold(runs: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in MODULES}
+    env = ENV | {"CALLKIT_TABLE": "calls"}
+    for _ in range(runs):
+        for name, module in MODULES.items():
+            samples[name].append(float(child(COLD_CHILD.format(module=module), env)))
+    return samples
+
+
+def warm(requests: int) -> dict[str, list[float]]:
+    env = ENV | {"CALLKIT_TABLE": ""}
+    return {
+        name: json.loads(child(WARM_CHILD.format(module=module, requests=requests), env))
+        for name, module in MODULES.items()
+    }
+
+
+def largest_imports(count: int = 5) -> list[tuple[str, float]]:
+    env = {**os.environ, **ENV, "CALLKIT_TABLE": "calls"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import webhook.app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    totals: dict[str, float] = {}
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        top = name.strip().split(".")[0]
+        totals[top] = totals.get(top, 0.0) + int(self_us) / 1000
+    return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:count]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="fresh processes per handler for cold init (>=5)")
+    parser.add_argument("--requests", type=int, default=2000, help="warm requests per handler")
+    args = parser.parse_args()
+    started = time.time()
+    cold_ms = cold(args.runs)
+    warm_ms = warm(args.requests)
+    result = {
+        "cold_init_ms": {name: round(statistics.median(v), 1) for name, v in cold_ms.items()},
+        "cold_samples_ms": {name: [round(x, 1) for x in v] for name, v in cold_ms.items()},
+        "warm_ms": {
+            name: {q: round(percentile(v, p), 3) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+            for name, v in warm_ms.items()
+        },
+        "largest_imports_ms": [(name, round(ms, 1)) for name, ms in largest_imports()],
+    }
+    ratio = result["cold_init_ms"]["callkit"] / result["cold_init_ms"]["naive"]
+    result["cold_ratio"] = round(ratio, 3)
+    print(f"cold init, median of {args.runs} fresh processes (ms):")
+    for name, value in result["cold_init_ms"].items():
+        print(f"  {name:8s} {value:8.1f}   samples {result['cold_samples_ms'][name]}")
+    print(f"  ratio callkit/naive: {ratio:.2f}  (target <= 0.70)")
+    print(f"warm request through Mangum, in-memory store, {args.requests} requests (ms):")
+    for name, stats in result["warm_ms"].items():
+        print(f"  {name:8s} p50 {stats['p50']:.3f}  p90 {stats['p90']:.3f}  p99 {stats['p99']:.3f}")
+    print("  target: callkit p50 <= 3 ms")
+    print("five largest imports left in the callkit handler (self time per top-level package, ms):")
+    for name, ms in result["largest_imports_ms"]:
+        print(f"  {name:28s} {ms:7.1f}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "webhook.json").write_text(json.dumps(result, indent=2))
+    print(f"({time.time() - started:.0f} s; written to bench/results/webhook.json)")
+
+
+if __name__ == "__main__":
+    main()
