@@ -39,7 +39,9 @@ async def incoming(
 ) -> Response:
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
-    if not validator.validate(f"{PUBLIC_URL}{request.url.path}", params, request.headers.get("x-twilio-signature", "")):
+    if not validator.validate(
+        f"{PUBLIC_URL}{request.url.path}", params, request.headers.get("x-twilio-signature", "")
+    ):
         return Response("forbidden", status_code=403)
     logger.append_keys(call_sid=CallSid)
     twiml = (

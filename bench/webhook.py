@@ -124,7 +124,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per handler for cold init (>=5)")
     parser.add_argument("--requests", type=int, default=2000, help="warm requests per handler")
     args = parser.parse_args()
