@@ -34,8 +34,8 @@ app = FastAPI()
 @tracer.capture_method
 async def incoming(
     request: Request,
-    CallSid: Annotated[str, Form()],  # noqa: N803 - Twilio's field names
-    To: Annotated[str, Form()],  # noqa: N803
+    CallSid: Annotated[str, Form()],
+    To: Annotated[str, Form()],
 ) -> Response:
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
