@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from callkit.store import create_table
 from callkit.testing import TEST_PLIVO_AUTH_TOKEN, TEST_TWILIO_AUTH_TOKEN
@@ -47,13 +47,24 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A moto server: the webhook's DynamoDB client speaks HTTP, which the in-process mock cannot see."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        create_table(boto3.client("dynamodb"), TABLE)
-        yield
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    create_table(boto3.client("dynamodb"), TABLE)
+    yield
+    boto3.client("dynamodb").delete_table(TableName=TABLE)  # the server outlives the test
 
 
 WebhookFactory = Callable[..., ModuleType]

@@ -1,14 +1,21 @@
-"""Fixtures for the call store tests: a virtual clock and both stores, DynamoDB through moto."""
+"""Fixtures for the call store tests: a virtual clock and the stores.
+
+DynamoDB runs twice: boto3's client on moto's in-process mock, and callkit's own light client
+(``callkit.aws.dynamodb``, what the Lambda functions use) over HTTP to a moto server.
+"""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
+from callkit.aws.dynamodb import DynamoDBClient as LightDynamoDBClient
 from callkit.store import CallStore, DynamoDBCallStore, MemoryCallStore, create_table
 
 if TYPE_CHECKING:
@@ -75,7 +82,7 @@ class AtomicRequests:
     read-then-write in two requests: threads still interleave between requests.
     """
 
-    def __init__(self, client: DynamoDBClient) -> None:
+    def __init__(self, client: DynamoDBClient | LightDynamoDBClient) -> None:
         self._client = client
         self._lock = threading.Lock()
 
@@ -97,10 +104,38 @@ def dynamodb_store(dynamodb_client: DynamoDBClient, clock: VirtualClock) -> Dyna
     return DynamoDBCallStore(TABLE, client, now=clock)
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(scope="module")
+def moto_server_url() -> Iterator[str]:
+    """A moto server on loopback, for clients that speak HTTP themselves."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def light_dynamodb_store(
+    aws_env: None, moto_server_url: str, clock: VirtualClock
+) -> Iterator[DynamoDBCallStore]:
+    """The store on callkit's own client, credentials and region from the environment as on Lambda.
+
+    A fresh table per test: the server outlives tests, and the in-process mock's resets also
+    empty it.
+    """
+    light = LightDynamoDBClient(endpoint_url=moto_server_url)
+    table = f"{TABLE}-{uuid.uuid4().hex[:12]}"
+    assert create_table(light, table) is True  # type: ignore[arg-type]
+    client: DynamoDBClient = AtomicRequests(light)  # type: ignore[arg-type]
+    yield DynamoDBCallStore(table, client, now=clock)
+    light.close()
+
+
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-light"])
 def store(request: pytest.FixtureRequest, clock: VirtualClock) -> CallStore:
-    """Each contract test runs once per implementation."""
+    """Each contract test runs once per implementation; ``dynamodb-light`` is over a moto server."""
     if request.param == "memory":
         return MemoryCallStore(now=clock)
-    store: DynamoDBCallStore = request.getfixturevalue("dynamodb_store")
+    name = "dynamodb_store" if request.param == "dynamodb" else "light_dynamodb_store"
+    store: DynamoDBCallStore = request.getfixturevalue(name)
     return store
