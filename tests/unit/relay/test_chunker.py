@@ -5,7 +5,9 @@ from hypothesis import strategies as st
 
 from callkit.relay.chunker import SpeechChunker
 
-REPLY = "Sure, let me check that for you. Order 1001 shipped on Monday, and it arrives tomorrow. Anything else?"
+REPLY = (
+    "Sure, let me check that for you. Order 1001 shipped on Monday, and it arrives tomorrow. Anything else?"
+)
 
 
 def pieces_of(text: str, cuts: list[int], chunker: SpeechChunker | None = None) -> list[str]:
@@ -48,7 +50,10 @@ def test_no_text_no_piece() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(min_size=0, max_size=600), cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=40))
+@given(
+    text=st.text(min_size=0, max_size=600),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=40),
+)
 def test_pieces_always_rejoin_to_the_text(text: str, cuts: list[int]) -> None:
     pieces = pieces_of(text, [c for c in cuts if c <= len(text)])
     assert "".join(pieces) == text
