@@ -41,7 +41,8 @@ def test_twilio_managed_call_answered_with_conversation_relay(webhook: WebhookFa
     assert response["headers"]["content-type"].startswith("text/xml")
     answer = parse_answer(response["body"])
     assert answer.kind == "relay"
-    assert answer.url == "wss://relay.example.com/prod"
+    assert answer.url == f"wss://relay.example.com/prod?call={TWILIO_MANAGED_CALL}"
+    assert answer.attributes["Connect.action"] == f"{EVENTS_PUBLIC_URL}/call/incoming/relay-ended"
     assert answer.attributes["welcomeGreeting"].startswith("Hello! Thanks for calling Acme Shop.")
     assert (
         answer.attributes["ttsProvider"] == "Google"

@@ -18,6 +18,8 @@
     ├── StoreError                  the call store failed
     │   ├── CallNotFoundError       no item for that call id
     │   └── TransitionError         a status change the call lifecycle does not allow
+    ├── ServiceError                an AWS service or AI provider failed (HTTP error, timeout); ``retryable``
+    ├── ConnectionGoneError         the caller's WebSocket is gone (API Gateway 410): the call ended
     └── UnsupportedError            a feature a carrier does not have (Plivo has no relay)
 
 Code branches on the class, never on the message text. ``http.errors`` maps these to HTTP status
@@ -96,6 +98,18 @@ class CallNotFoundError(StoreError):
 
 class TransitionError(StoreError):
     """A status change that the call lifecycle does not allow from the current status."""
+
+
+class ServiceError(CallkitError):
+    """An AWS service or AI provider failed. ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ConnectionGoneError(CallkitError):
+    """The peer's WebSocket no longer exists (``@connections`` answered 410 Gone)."""
 
 
 class UnsupportedError(CallkitError):

@@ -219,6 +219,11 @@ class CallInterface:
         """Where status callbacks (Twilio statusCallback, Plivo Hangup URL) are received."""
         return f"{self.webhook_path}/status"
 
+    @property
+    def relay_ended_path(self) -> str:
+        """Where Twilio reports the end of a ConversationRelay session (``<Connect action>``, managed mode)."""
+        return f"{self.webhook_path}/relay-ended"
+
     def __repr__(self) -> str:
         return (
             f"CallInterface(provider={self.provider!r}, pipeline={self.pipeline!r}, "

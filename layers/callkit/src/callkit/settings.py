@@ -28,6 +28,10 @@ ENV_TOKEN_TTL: Final = "CALLKIT_TOKEN_TTL_SECONDS"
 ENV_RETENTION_DAYS: Final = "CALLKIT_RETENTION_DAYS"
 ENV_TWILIO_AUTH_TOKEN_PARAM: Final = "TWILIO_AUTH_TOKEN_PARAM"
 ENV_PLIVO_AUTH_TOKEN_PARAM: Final = "PLIVO_AUTH_TOKEN_PARAM"
+ENV_OPENAI_API_KEY_PARAM: Final = "OPENAI_API_KEY_PARAM"
+ENV_SCHEDULER_GROUP: Final = "CALLKIT_SCHEDULER_GROUP"
+ENV_SCHEDULER_ROLE_ARN: Final = "CALLKIT_SCHEDULER_ROLE_ARN"
+ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
 DEFAULT_APP: Final = "callkit_app:interfaces"
 
 
@@ -57,6 +61,9 @@ class Settings:
         token_key: HMAC key for stream tokens, given directly (local runs, tests).
         token_key_secret: Secrets Manager id of the key (deployments).
         twilio_auth_token_param / plivo_auth_token_param: SSM SecureString names of the auth tokens.
+        openai_api_key_param: SSM SecureString name of the model API key (when ``OPENAI_API_KEY`` is unset).
+        scheduler_group / scheduler_role_arn / relay_function_arn: where the max-duration schedules
+            go, the role EventBridge Scheduler assumes, and the function it invokes.
     """
 
     public_url: str = ""
@@ -69,6 +76,10 @@ class Settings:
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
     twilio_auth_token_param: str = ""
     plivo_auth_token_param: str = ""
+    openai_api_key_param: str = ""
+    scheduler_group: str = ""
+    scheduler_role_arn: str = ""
+    relay_function_arn: str = ""
     app: str = DEFAULT_APP
 
     def __post_init__(self) -> None:
@@ -105,5 +116,9 @@ class Settings:
             retention_seconds=integer(ENV_RETENTION_DAYS, DEFAULT_RETENTION_SECONDS // 86400) * 86400,
             twilio_auth_token_param=env.get(ENV_TWILIO_AUTH_TOKEN_PARAM, ""),
             plivo_auth_token_param=env.get(ENV_PLIVO_AUTH_TOKEN_PARAM, ""),
+            openai_api_key_param=env.get(ENV_OPENAI_API_KEY_PARAM, ""),
+            scheduler_group=env.get(ENV_SCHEDULER_GROUP, ""),
+            scheduler_role_arn=env.get(ENV_SCHEDULER_ROLE_ARN, ""),
+            relay_function_arn=env.get(ENV_RELAY_FUNCTION_ARN, ""),
             app=env.get(ENV_APP, "") or DEFAULT_APP,
         )

@@ -17,6 +17,8 @@ the caller with a spoken apology rather than silence.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +29,9 @@ from callkit.carriers import CarrierFormat, carrier_format
 from callkit.carriers._types import (
     MAX_WEBHOOK_BODY_BYTES,
     Answer,
+    DialAnswer,
     ErrorAnswer,
+    HangupAnswer,
     Form,
     IncomingCall,
     RelayAnswer,
@@ -48,12 +52,14 @@ from callkit.errors import (
 )
 from callkit.interface import RELAY_STT_PROVIDERS, RELAY_TTS_PROVIDERS, CallInterface
 from callkit.lifecycle import CallStatus
+from callkit.relay.events import relay_url_for
 from callkit.secrets import SecretRef, SecretResolver
 from callkit.settings import Settings
 from callkit.store._base import CallRecord, CallStore
 from callkit.telemetry import Telemetry
 from callkit.tokens import StreamTokens
 
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 APOLOGY = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
 #: What we return to status callbacks: Twilio ignores the body, Plivo wants an XML document.
 EMPTY_ANSWER = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -73,9 +79,12 @@ class Reply:
     content_type: str = "text/plain; charset=utf-8"
 
 
+RouteKind = Literal["incoming", "status", "relay-ended"]
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
-    kind: Literal["incoming", "status"]
+    kind: RouteKind
     interfaces: tuple[CallInterface, ...]
 
 
@@ -147,11 +156,17 @@ class Switchboard:
         self.credentials = credentials if credentials is not None else Credentials(settings)
         self._clock = clock
         routes: dict[str, list[CallInterface]] = {}
-        kinds: dict[str, Literal["incoming", "status"]] = {}
+        kinds: dict[str, RouteKind] = {}
         for interface in interfaces:
-            for path, kind in ((interface.webhook_path, "incoming"), (interface.status_path, "status")):
-                if kinds.setdefault(path, kind) != kind:  # type: ignore[arg-type]
-                    raise ConfigurationError(f"path {path!r} is both a webhook and a status path")
+            paths: list[tuple[str, RouteKind]] = [
+                (interface.webhook_path, "incoming"),
+                (interface.status_path, "status"),
+            ]
+            if interface.pipeline == "managed":
+                paths.append((interface.relay_ended_path, "relay-ended"))
+            for path, kind in paths:
+                if kinds.setdefault(path, kind) != kind:
+                    raise ConfigurationError(f"path {path!r} serves two purposes ({kinds[path]} and {kind})")
                 routes.setdefault(path, []).append(interface)
         self._routes = {path: _Route(kinds[path], tuple(group)) for path, group in routes.items()}
 
@@ -174,6 +189,8 @@ class Switchboard:
             return _error_reply(error)
         if route.kind == "incoming":
             return self._incoming(interface, carrier, params)
+        if route.kind == "relay-ended":
+            return self._relay_ended(interface, params)
         return self._status(carrier, params)
 
     # --- steps ---------------------------------------------------------------------------------
@@ -253,7 +270,8 @@ class Switchboard:
                 if not self.settings.relay_url:
                     raise ConfigurationError("managed pipeline needs the relay URL (CALLKIT_RELAY_URL)")
                 return RelayAnswer(
-                    url=self.settings.relay_url,
+                    url=relay_url_for(self.settings.relay_url, call.call_id),
+                    action_url=self._public(interface.relay_ended_path),
                     welcome_greeting=interface.welcome_message,
                     voice=interface.voice or None,
                     language=interface.language,
@@ -271,6 +289,36 @@ class Switchboard:
         except (ConfigurationError, UnsupportedError) as error:
             self.telemetry.error("cannot connect call", provider=interface.provider, reason=str(error))
             return ErrorAnswer(APOLOGY, interface.language)
+
+    def _public(self, path: str) -> str | None:
+        return f"{self.settings.public_url}{path}" if self.settings.public_url else None
+
+    def _relay_ended(self, interface: CallInterface, params: Form) -> Reply:
+        """``<Connect action>``: what happens after the agent's session (twilio.md §3)."""
+        from callkit.carriers import twilio
+
+        try:
+            ended = twilio.parse_relay_ended(params)
+        except ProtocolError as error:
+            return _error_reply(error)
+        self.telemetry.bind_call(ended.call_id)
+        answer: Answer = HangupAnswer()
+        reason = "hangup"
+        try:
+            handoff = json.loads(ended.handoff_data) if ended.handoff_data else {}
+        except ValueError:
+            handoff = {}
+        to = handoff.get("to") if isinstance(handoff, dict) else None
+        if isinstance(handoff, dict) and handoff.get("reasonCode") == "transfer" and isinstance(to, str):
+            if _E164.match(to):
+                answer, reason = DialAnswer(to), "transfer"
+            else:
+                answer, reason = ErrorAnswer(APOLOGY, interface.language), "bad-transfer-number"
+        elif ended.session_status == "failed":
+            answer, reason = ErrorAnswer(APOLOGY, interface.language), "session-failed"
+        self.telemetry.info("relay session ended", session_status=ended.session_status, next=reason)
+        self.telemetry.count("Transfers" if reason == "transfer" else "RelaySessionsEnded")
+        return Reply(200, twilio.render_answer(answer), twilio.ANSWER_CONTENT_TYPE)
 
     def _status(self, carrier: CarrierFormat, params: Form) -> Reply:
         try:

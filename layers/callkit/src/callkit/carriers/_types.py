@@ -90,6 +90,19 @@ class StatusUpdate:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RelayEnded:
+    """Twilio's ``<Connect action>`` callback after a ConversationRelay session (twilio.md §3).
+
+    ``handoff_data`` is exactly what we sent in ``end.handoffData`` (``None`` if we sent no ``end``).
+    """
+
+    call_id: str
+    session_status: str
+    handoff_data: str | None
+    error_code: str | None = None
+
+
 # --- answers: what we tell the carrier to do with the call -----------------------------------
 
 
@@ -135,7 +148,20 @@ class ErrorAnswer:
     language: str = "en-US"
 
 
-Answer = StreamAnswer | RelayAnswer | ErrorAnswer
+@dataclass(frozen=True, slots=True)
+class DialAnswer:
+    """Connect the caller to another number (a transfer after a relay session; twilio.md §3)."""
+
+    number: str
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class HangupAnswer:
+    """End the call."""
+
+
+Answer = StreamAnswer | RelayAnswer | ErrorAnswer | DialAnswer | HangupAnswer
 
 
 # --- audio stream events (Twilio Media Streams, Plivo audio streams) --------------------------

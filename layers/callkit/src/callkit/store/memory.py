@@ -9,30 +9,44 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from callkit.errors import CallNotFoundError
+from callkit.errors import CallNotFoundError, TransitionError
 from callkit.lifecycle import CallStatus, allowed_sources
-from callkit.store._base import CallRecord, CreateResult, TransitionResult
+from callkit.store._base import CallRecord, CreateResult, TransitionResult, TurnRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+@dataclass(slots=True)
+class _TurnSlot:
+    """A turn item: what ``record_turn`` wrote and, apart, what ``interrupt_turn`` wrote."""
+
+    expires_at: int
+    recorded: TurnRecord | None = None
+    heard_text: str | None = None
+    interrupted: bool = False
+
+
 class MemoryCallStore:
-    """A ``CallStore`` in a dict.
+    """A ``CallStore`` in dicts.
 
     Like DynamoDB with TTL, an item whose ``expires_at`` is at or before ``now()`` is treated as
     absent: ``get_call`` returns ``None``, ``transition`` raises ``CallNotFoundError`` and
     ``create_call`` replaces it. ``now`` is the clock for that check only; ``transition`` stamps
     ``updated_at`` with its own ``now`` argument. See ``DynamoDBCallStore`` for the transition rules
-    both stores share.
+    both stores share, and ``CallStore`` for the managed-mode methods.
     """
 
     def __init__(self, *, now: Callable[[], float] = time.time) -> None:
         self._now = now
         self._records: dict[str, CallRecord] = {}
+        # The CONN# items: connection id -> (call id, expires_at).
+        self._connections: dict[str, tuple[str, int]] = {}
+        # The TURN# items, per call.
+        self._turns: dict[str, dict[int, _TurnSlot]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -87,6 +101,95 @@ class MemoryCallStore:
             self._records[call_id] = updated
             return TransitionResult(applied=True, record=updated)
 
+    # --- managed mode -------------------------------------------------------------------------------
+
+    def attach_connection(self, call_id: str, connection_id: str, *, now: float) -> CallRecord:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            bound = self._connections.get(connection_id)
+            if (
+                current.pipeline != "managed"
+                or current.status not in (CallStatus.RINGING, CallStatus.IN_PROGRESS)
+                or current.connection_id is not None
+                or (bound is not None and bound[1] > self._now())
+            ):
+                raise TransitionError(f"call {call_id!r} does not accept a relay connection")
+            updated = replace(
+                current,
+                connection_id=connection_id,
+                status=CallStatus.IN_PROGRESS,
+                updated_at=now,
+                version=current.version + 1,
+            )
+            self._records[call_id] = updated
+            self._connections[connection_id] = (call_id, current.expires_at)
+            return updated
+
+    def call_for_connection(self, connection_id: str) -> CallRecord | None:
+        with self._lock:
+            bound = self._connections.get(connection_id)
+            if bound is None:
+                return None
+            call_id, expires_at = bound
+            if expires_at <= self._now():
+                del self._connections[connection_id]
+                return None
+            record = self._live(call_id)
+            if record is None or record.connection_id != connection_id:
+                return None
+            return record
+
+    def next_turn(self, call_id: str, *, now: float) -> int:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            if current.status.terminal:
+                raise TransitionError(f"call {call_id!r} has ended ({current.status})")
+            self._records[call_id] = replace(current, turn=current.turn + 1, updated_at=now)
+            return current.turn + 1
+
+    def current_turn(self, call_id: str) -> int:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            return current.turn
+
+    def interrupt_turn(self, call_id: str, heard_text: str, *, now: float) -> int:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            self._records[call_id] = replace(current, turn=current.turn + 1, updated_at=now)
+            slot = self._turns.setdefault(call_id, {}).setdefault(
+                current.turn, _TurnSlot(expires_at=current.expires_at)
+            )
+            slot.heard_text = heard_text
+            slot.interrupted = True
+            return current.turn
+
+    def record_turn(self, turn: TurnRecord) -> None:
+        with self._lock:
+            slots = self._turns.setdefault(turn.call_id, {})
+            slot = slots.setdefault(turn.turn, _TurnSlot(expires_at=turn.expires_at))
+            slot.expires_at = turn.expires_at
+            slot.recorded = replace(turn, heard_text=None, interrupted=False)
+
+    def list_turns(self, call_id: str, *, limit: int = 50) -> list[TurnRecord]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        with self._lock:
+            self._drop_expired_turns(call_id)
+            turns = [
+                replace(slot.recorded, heard_text=slot.heard_text, interrupted=slot.interrupted)
+                for _, slot in sorted(self._turns.get(call_id, {}).items())
+                if slot.recorded is not None
+            ]
+            return turns[-limit:]
+
     def _live(self, call_id: str) -> CallRecord | None:
         """The record unless it is missing or past its TTL. Call with the lock held."""
         record = self._records.get(call_id)
@@ -94,5 +197,20 @@ class MemoryCallStore:
             # Unlike DynamoDB's best-effort TTL sweep, drop it now: a long-lived local process
             # should not grow without bound.
             del self._records[call_id]
+            connection = record.connection_id
+            if connection is not None and self._connections.get(connection, ("", 0))[0] == call_id:
+                del self._connections[connection]
+            self._drop_expired_turns(call_id)
             return None
         return record
+
+    def _drop_expired_turns(self, call_id: str) -> None:
+        """Forget the call's turns past their TTL. Call with the lock held."""
+        slots = self._turns.get(call_id)
+        if slots is None:
+            return
+        now = self._now()
+        for number in [n for n, slot in slots.items() if slot.expires_at <= now]:
+            del slots[number]
+        if not slots:
+            del self._turns[call_id]

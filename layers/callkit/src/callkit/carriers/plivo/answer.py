@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from callkit.carriers._types import Answer, RelayAnswer, StreamAnswer
+from callkit.carriers._types import Answer, DialAnswer, HangupAnswer, RelayAnswer, StreamAnswer
 from callkit.errors import ProtocolError, UnsupportedError
 
 ANSWER_CONTENT_TYPE: Final = "application/xml"
@@ -43,6 +43,12 @@ def render_answer(answer: Answer) -> str:
         )
     if isinstance(answer, StreamAnswer):
         body = _stream(answer)
+    elif isinstance(answer, DialAnswer):
+        # Plivo writes numbers without the leading '+' (plivo.md §1).
+        number = _element("Number", {}, answer.number.lstrip("+"))
+        body = f'<Dial timeout="{answer.timeout_seconds}">{number}</Dial>'
+    elif isinstance(answer, HangupAnswer):
+        body = "<Hangup/>"
     else:
         body = _element("Speak", {"language": answer.language}, answer.message) + "<Hangup/>"
     return f"{_DECLARATION}<Response>{body}</Response>"

@@ -47,7 +47,7 @@ from callkit.carriers.twilio.signature import (
     verify_websocket_handshake,
 )
 from callkit.carriers.twilio.twiml import render_answer
-from callkit.carriers.twilio.webhooks import parse_incoming_call, parse_status_update
+from callkit.carriers.twilio.webhooks import parse_incoming_call, parse_relay_ended, parse_status_update
 
 NAME: Final = "twilio"
 #: Lower-case header names whose presence identifies a Twilio request.
@@ -87,6 +87,7 @@ __all__ = [
     "encode_stream_event",
     "encode_text",
     "parse_incoming_call",
+    "parse_relay_ended",
     "parse_status_update",
     "render_answer",
     "signature_headers",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from callkit.carriers._types import ErrorAnswer, RelayAnswer, StreamAnswer
+from callkit.carriers._types import Answer, DialAnswer, ErrorAnswer, HangupAnswer, RelayAnswer, StreamAnswer
 from callkit.errors import UnsupportedError
 
 if TYPE_CHECKING:
@@ -85,7 +85,11 @@ def _error(answer: ErrorAnswer) -> str:
     return f"<Say{_attrs([('language', answer.language)])}>{_text(answer.message)}</Say><Hangup/>"
 
 
-def render_answer(answer: StreamAnswer | RelayAnswer | ErrorAnswer) -> str:
+def _dial(answer: DialAnswer) -> str:
+    return f"<Dial{_attrs([('timeout', str(answer.timeout_seconds))])}>{_text(answer.number)}</Dial>"
+
+
+def render_answer(answer: Answer) -> str:
     """A complete TwiML document (serve it as ``text/xml``).
 
     Raises ``UnsupportedError`` for a ``StreamAnswer`` whose ``content_type`` is not μ-law 8 kHz.
@@ -97,4 +101,8 @@ def render_answer(answer: StreamAnswer | RelayAnswer | ErrorAnswer) -> str:
             body = _relay(answer)
         case ErrorAnswer():
             body = _error(answer)
+        case DialAnswer():
+            body = _dial(answer)
+        case HangupAnswer():
+            body = "<Hangup/>"
     return f"{_PROLOG}<Response>{body}</Response>"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from callkit.carriers._types import Form, IncomingCall, StatusUpdate
+from callkit.carriers._types import Form, IncomingCall, RelayEnded, StatusUpdate
 from callkit.errors import ProtocolError
 from callkit.lifecycle import CallStatus
 
-__all__ = ["parse_incoming_call", "parse_status_update"]
+__all__ = ["parse_incoming_call", "parse_relay_ended", "parse_status_update"]
 
 # Twilio's CallStatus values (twilio.md §1). Queued and initiated calls have not been answered:
 # for our lifecycle they are still ringing.
@@ -41,6 +41,19 @@ def parse_incoming_call(form: Form) -> IncomingCall:
         direction=_required(form, "Direction"),
         status=_status(form),
         forwarded_from=_optional(form, "ForwardedFrom"),
+    )
+
+
+def parse_relay_ended(form: Form) -> RelayEnded:
+    """Read the ``<Connect action>`` request sent when a ConversationRelay session ends.
+
+    Raises ``ProtocolError`` for a missing CallSid or SessionStatus.
+    """
+    return RelayEnded(
+        call_id=_required(form, "CallSid"),
+        session_status=_required(form, "SessionStatus"),
+        handoff_data=_optional(form, "HandoffData"),
+        error_code=_optional(form, "ErrorCode"),
     )
 
 

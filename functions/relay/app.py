@@ -1,0 +1,36 @@
+"""Relay Lambda: Twilio ConversationRelay sessions on the API Gateway WebSocket API.
+
+No FastAPI, no numpy, no boto3: API Gateway WebSocket events go straight to ``RelayHandler``;
+DynamoDB, ``@connections`` and EventBridge Scheduler are reached with callkit's SigV4 clients and
+the model with its small HTTP/1.1 client. Everything is built at import, once per execution
+environment; the event loop is kept across invocations so HTTP keep-alive connections survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from callkit.app_loader import build_store, load_interfaces
+from callkit.relay.deploy import build_relay
+from callkit.settings import Settings
+from callkit.telemetry import PowertoolsTelemetry
+
+logger = Logger()
+metrics = Metrics()
+settings = Settings.from_env()
+relay = build_relay(
+    load_interfaces(settings.app),
+    settings=settings,
+    store=build_store(settings),
+    telemetry=PowertoolsTelemetry(logger, metrics),
+)
+loop = asyncio.new_event_loop()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return loop.run_until_complete(relay.handle(event))

@@ -1,0 +1,291 @@
+"""One agent turn: the caller said something, the agent answers, calling tools on the way.
+
+``run_turn`` is shared by the relay function (one turn per Lambda invocation, history kept as JSON
+between them) and the media server (turns cancelled on barge-in). It yields what the caller
+should hear as the model streams it, and ends with ``TurnCompleted`` carrying the messages to
+append to the history.
+
+Rules, in the order they come up:
+
+* the agent's instructions lead the conversation as a system message (unless the history already
+  starts with one);
+* tools run through ``Tool.invoke`` (sync tools in a worker thread); a tool that raises, an unknown
+  tool and arguments that do not fit all become an ``Error: ...`` tool result, and the turn goes on;
+* a tool may return a call-control action (``callkit.actions``): the model receives
+  ``action.describe()``, the turn yields ``ActionRequested`` and gives the model one more round,
+  without tools, for its closing words;
+* after ``max_tool_rounds`` rounds of tool calls the model is asked once more with
+  ``tool_choice="none"``;
+* no model event within ``first_token_timeout`` of a request, a turn longer than ``turn_timeout``,
+  a model, transport or protocol error, or an answer with nothing to say: the caller hears
+  ``APOLOGY`` and the turn completes with it. Never silence, never an exception out of the
+  generator, except ``asyncio.CancelledError``, which goes through at once (barge-in) after
+  closing the model's HTTP response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from callkit.actions import Action, EndCall, Transfer
+from callkit.agent import Agent, Tool
+from callkit.errors import CallkitError
+from callkit.llm.openai_chat import ChatModel
+from callkit.llm.protocol import (
+    AssistantMessage,
+    ChatEvent,
+    Finished,
+    Message,
+    SystemMessage,
+    TextDelta,
+    ToolCall,
+    ToolCallDone,
+    ToolMessage,
+    Usage,
+    UserMessage,
+)
+
+__all__ = [
+    "APOLOGY",
+    "ActionRequested",
+    "Speech",
+    "ToolFinished",
+    "ToolStarted",
+    "TurnCompleted",
+    "TurnEvent",
+    "run_turn",
+]
+
+log = logging.getLogger(__name__)
+
+#: What the caller hears when the turn cannot produce an answer.
+APOLOGY: Final = "Sorry, I'm having trouble right now. Could you say that again?"
+#: Longest tool result given to the model (characters); longer ones are cut.
+MAX_TOOL_RESULT: Final = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """Text for the caller to hear, in the order it streams; together they are the turn's answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStarted:
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    """A tool call ended; ``error`` is set (and is also ``result_text``) when it failed."""
+
+    call: ToolCall
+    result_text: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequested:
+    """A tool asked to end or transfer the call; act on it once the turn has completed."""
+
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCompleted:
+    """The turn is over.
+
+    ``new_messages`` (the user's message first) are what to append to the history;
+    ``assistant_text`` is everything the caller heard this turn (the ``Speech`` texts joined);
+    ``first_token_seconds`` is the time to the first ``Speech`` (``None`` if nothing was said);
+    ``usage`` sums the model's token counts where it reported them; ``error`` names the failure
+    that made the turn apologise.
+    """
+
+    new_messages: list[Message]
+    assistant_text: str
+    first_token_seconds: float | None
+    total_seconds: float
+    tool_rounds: int
+    usage: Usage | None
+    actions: tuple[Action, ...] = ()
+    error: str | None = None
+
+
+TurnEvent = Speech | ToolStarted | ToolFinished | ActionRequested | TurnCompleted
+
+
+class _EmptyAnswerError(CallkitError):
+    """The model finished without a word, a tool call or an action."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ToolOutcome:
+    text: str
+    error: str | None
+    action: Action | None
+
+
+def _result_text(value: Any) -> tuple[str, Action | None]:
+    if isinstance(value, EndCall | Transfer):
+        return value.describe(), value
+    if isinstance(value, str):
+        text = value
+    elif value is None:
+        text = "Done."
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text[:MAX_TOOL_RESULT], None
+
+
+async def _run_tool(tools: dict[str, Tool] | Any, call: ToolCall) -> _ToolOutcome:
+    """Run one call. Tool failures become results; ``CancelledError`` (barge-in, timeout) goes through."""
+    tool: Tool | None = tools.get(call.name)
+    if tool is None:
+        error = f"Error: there is no tool named {call.name!r}."
+        return _ToolOutcome(error, error, None)
+    try:
+        value = await tool.invoke(call.arguments)
+        text, action = _result_text(value)
+    except Exception as exc:  # the model hears about it and can tell the caller
+        log.warning("tool %s failed: %s", call.name, type(exc).__name__)
+        error = f"Error: {call.name} failed: {exc}"[:1000]
+        return _ToolOutcome(error, error, None)
+    return _ToolOutcome(text, None, action)
+
+
+def _joined(spoken: list[str], text: str) -> str:
+    """``text`` with a space in front if it would otherwise run into what was already said."""
+    if spoken and spoken[-1] and not spoken[-1][-1].isspace() and text and not text[0].isspace():
+        return " " + text
+    return text
+
+
+async def _close(stream: AsyncIterator[ChatEvent]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def run_turn(
+    agent: Agent,
+    model: ChatModel,
+    history: Sequence[Message],
+    user_text: str,
+    *,
+    max_tool_rounds: int = 4,
+    turn_timeout: float = 30.0,
+    first_token_timeout: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[TurnEvent]:
+    """Answer ``user_text`` after ``history``; see the module docstring for the rules."""
+    started = clock()
+    deadline = started + turn_timeout
+    user = UserMessage(user_text)
+    new: list[Message] = [user]
+    context: list[Message] = list(history)
+    if agent.instructions and not (context and isinstance(context[0], SystemMessage)):
+        context.insert(0, SystemMessage(agent.instructions))
+    context.append(user)
+    schemas = [tool.openai_schema() for tool in agent.tools.values()]
+
+    spoken: list[str] = []
+    first_token: float | None = None
+    usage: Usage | None = None
+    actions: list[Action] = []
+    rounds = 0
+    round_text: list[str] = []
+    unanswered: list[ToolCall] = []
+    error: str | None = None
+
+    def record(message: Message) -> None:
+        new.append(message)
+        context.append(message)
+
+    try:
+        while True:
+            closing = bool(actions) or rounds >= max_tool_rounds
+            calls: list[ToolCall] = []
+            round_text = []
+            round_started = clock()
+            stream = model.stream(context, schemas, tool_choice="none" if closing and schemas else None)
+            try:
+                responded = False
+                while True:
+                    limit = deadline if responded else min(deadline, round_started + first_token_timeout)
+                    try:
+                        async with asyncio.timeout(max(0.0, limit - clock())):
+                            event = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    responded = True
+                    if isinstance(event, TextDelta):
+                        text = _joined(spoken, event.text) if not round_text else event.text
+                        round_text.append(text)
+                        spoken.append(text)
+                        if first_token is None:
+                            first_token = clock() - started
+                        yield Speech(text)
+                    elif isinstance(event, ToolCallDone):
+                        calls.append(event.call)
+                    elif isinstance(event, Finished) and event.usage is not None:
+                        usage = event.usage if usage is None else usage + event.usage
+            finally:
+                await _close(stream)
+
+            if not calls or closing:
+                # Tool calls in a closing round are dropped: nothing would answer them.
+                if round_text:
+                    record(AssistantMessage("".join(round_text)))
+                if not spoken and not actions:
+                    raise _EmptyAnswerError("the model answered with nothing to say")
+                break
+
+            record(AssistantMessage("".join(round_text) or None, tuple(calls)))
+            round_text = []
+            rounds += 1
+            unanswered = list(calls)
+            for call in calls:
+                yield ToolStarted(call)
+                tool_started = clock()
+                async with asyncio.timeout(max(0.0, deadline - clock())):
+                    outcome = await _run_tool(agent.tools, call)
+                yield ToolFinished(call, outcome.text, clock() - tool_started, outcome.error)
+                record(ToolMessage(call.id, outcome.text))
+                unanswered.remove(call)
+                if outcome.action is not None:
+                    actions.append(outcome.action)
+                    yield ActionRequested(outcome.action)
+    except Exception as exc:  # the caller must hear something; CancelledError is not caught
+        error = type(exc).__name__
+        if isinstance(exc, CallkitError | TimeoutError):
+            log.warning("agent turn failed: %s: %s", error, exc)
+        else:
+            log.exception("agent turn failed unexpectedly: %s", error)
+        for call in unanswered:  # every tool call in the history needs its result
+            record(ToolMessage(call.id, "Error: not run, the turn was interrupted."))
+        apology = _joined(spoken, APOLOGY)
+        spoken.append(apology)
+        if first_token is None:
+            first_token = clock() - started
+        record(AssistantMessage("".join([*round_text, apology]) if not unanswered else apology))
+        yield Speech(apology)
+
+    yield TurnCompleted(
+        new_messages=new,
+        assistant_text="".join(spoken),
+        first_token_seconds=first_token,
+        total_seconds=clock() - started,
+        tool_rounds=rounds,
+        usage=usage,
+        actions=tuple(actions),
+        error=error,
+    )
