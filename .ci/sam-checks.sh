@@ -9,7 +9,7 @@
 #      dependency through SAM-generated resources (E3004).
 #   4. sam build (no container; needs a CPython 3.12 on PATH), then the artifacts: the layer has
 #      callkit and the webhook extra, compiled for the template's architecture, without boto3; the
-#      function has no virtualenv, tests or caches.
+#      functions (webhook, relay) have no virtualenv, tests or caches.
 #
 # Environment: CFN_LINT (default "uv run cfn-lint"), SAM (default "sam"), PYTHON312 (a python3.12
 # executable; default: the first found on PATH, then under pyenv), AWS_REGION (for the transform
@@ -111,19 +111,22 @@ for so in shared_objects:
     if header[:4] != b"\x7fELF" or machine != elf_machine:
         errors.append(f"layer: {so.relative_to(layer)} is not a Linux {arch} library (e_machine {machine:#x})")
 
-function = build / "WebhookFunction"
-if not (function / "webhook" / "app.py").is_file():
-    errors.append("function: webhook/app.py missing")
 junk = {".venv", "venv", "tests", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
-for path in function.rglob("*"):
-    if path.name in junk or path.suffix == ".pyc":
-        errors.append(f"function: unexpected {path.relative_to(build)}")
+functions = {"WebhookFunction": "webhook", "RelayFunction": "relay"}
+for logical_id, package in functions.items():
+    function = build / logical_id
+    if not (function / package / "app.py").is_file():
+        errors.append(f"{logical_id}: {package}/app.py missing")
+    for path in function.rglob("*"):
+        if path.name in junk or path.suffix == ".pyc":
+            errors.append(f"{logical_id}: unexpected {path.relative_to(build)}")
 
 for so in shared_objects:
     print(f"  {so.relative_to(layer)}")
 size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
 print(f"layer: {arch}, {len(shared_objects)} compiled extensions, {size / 1e6:.1f} MB unzipped")
-print(f"function: {sorted(p.name for p in function.iterdir())}")
+for logical_id in functions:
+    print(f"{logical_id}: {sorted(p.name for p in (build / logical_id).iterdir())}")
 if errors:
     sys.exit("\n".join(errors))
 PY
