@@ -181,6 +181,35 @@ def test_answers_and_errors_match_boto3(client: DynamoDBClient, table: str, moto
         lambda c: c.delete_item(
             TableName=table, Key={"pk": {"S": "none"}, "sk": {"S": "x"}}, ReturnValues="ALL_OLD"
         ),
+        lambda c: c.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key,
+                        "UpdateExpression": "SET #s = :s",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":s": {"S": "in-progress"}},
+                    }
+                },
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "CONN#1"}, "sk": {"S": "CALL"}}}},
+            ]
+        ),
+        lambda c: c.transact_write_items(  # TransactionCanceledException with CancellationReasons
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key,
+                        "UpdateExpression": "SET version = version + :one",
+                        "ConditionExpression": "version = :zero",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "CONN#2"}, "sk": {"S": "CALL"}}}},
+            ]
+        ),
         lambda c: c.get_item(TableName="no-such-table", Key=key),
         lambda c: c.put_item(TableName=table, Item={"pk": {"S": "no sort key"}}),  # ValidationException
     ]
@@ -209,6 +238,36 @@ def test_condition_failure_carries_code_and_old_item(client: DynamoDBClient, tab
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert with_item.value.response["Item"] == {**key, "n": {"N": "7"}}  # type: ignore[typeddict-item]
     assert "Item" not in without_item.value.response
+
+
+def test_cancelled_transaction_carries_its_reasons(client: DynamoDBClient, table: str) -> None:
+    key = {"pk": {"S": "CALL#3"}, "sk": {"S": "META"}}
+    client.put_item(TableName=table, Item={**key, "n": {"N": "7"}})
+    update = {
+        "TableName": table,
+        "Key": key,
+        "UpdateExpression": "SET n = :n",
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ExpressionAttributeValues": {":n": {"N": "8"}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    put = {"TableName": table, "Item": {"pk": {"S": "CONN#3"}, "sk": {"S": "CALL"}}}
+
+    with pytest.raises(ClientError) as caught:
+        client.transact_write_items(
+            TransactItems=[{"Update": update}, {"Put": put}], ClientRequestToken="t-1"
+        )
+
+    assert caught.value.operation_name == "TransactWriteItems"
+    response: Any = caught.value.response
+    assert response["Error"]["Code"] == "TransactionCanceledException"
+    assert [reason["Code"] for reason in response["CancellationReasons"]] == [
+        "ConditionalCheckFailed",
+        "None",
+    ]
+    assert response["CancellationReasons"][0]["Item"] == {**key, "n": {"N": "7"}}
+    # All or nothing: the Put beside the failed Update did not happen.
+    assert "Item" not in client.get_item(TableName=table, Key=put["Item"], ConsistentRead=True)
 
 
 def test_waiter_gives_up_on_a_table_that_never_appears(client: DynamoDBClient) -> None:

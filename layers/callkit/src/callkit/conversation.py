@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -146,9 +146,9 @@ def _result_text(value: Any) -> tuple[str, Action | None]:
     return text[:MAX_TOOL_RESULT], None
 
 
-async def _run_tool(tools: dict[str, Tool] | Any, call: ToolCall) -> _ToolOutcome:
+async def _run_tool(tools: Mapping[str, Tool], call: ToolCall) -> _ToolOutcome:
     """Run one call. Tool failures become results; ``CancelledError`` (barge-in, timeout) goes through."""
-    tool: Tool | None = tools.get(call.name)
+    tool = tools.get(call.name)
     if tool is None:
         error = f"Error: there is no tool named {call.name!r}."
         return _ToolOutcome(error, error, None)
@@ -185,7 +185,7 @@ async def run_turn(
     turn_timeout: float = 30.0,
     first_token_timeout: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[TurnEvent]:
+) -> AsyncGenerator[TurnEvent, None]:
     """Answer ``user_text`` after ``history``; see the module docstring for the rules."""
     started = clock()
     deadline = started + turn_timeout
@@ -276,7 +276,7 @@ async def run_turn(
         spoken.append(apology)
         if first_token is None:
             first_token = clock() - started
-        record(AssistantMessage("".join([*round_text, apology]) if not unanswered else apology))
+        record(AssistantMessage("".join([*round_text, apology])))
         yield Speech(apology)
 
     yield TurnCompleted(

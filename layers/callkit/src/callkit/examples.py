@@ -5,9 +5,14 @@ Used by the demo, the tests and ``functions/callkit_app.py``; replace it with yo
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
+from callkit.actions import Transfer
 from callkit.agent import Agent, tool
+
+#: Where ``transfer_call`` sends callers (E.164); unset means nobody to transfer to.
+ENV_TRANSFER_NUMBER = "CALLKIT_TRANSFER_NUMBER"
 
 _ORDERS = {
     "1001": "shipped on Monday and arrives tomorrow",
@@ -24,14 +29,18 @@ def check_order(order_id: Annotated[str, "The order number the caller gives, dig
 
 
 @tool
-def transfer_call(reason: str) -> str:
+def transfer_call(reason: str) -> Transfer | str:
     """Transfer the caller to a human agent.
 
     Args:
         reason: Why the caller wants a person, in a few words.
     """
-    # The managed-mode relay turns this into a <Dial> when a transfer number is configured.
-    return "Transferring you to a person now."
+    # A real transfer when a number is configured: the relay ends the session with this handoff
+    # and the webhook answers Twilio's <Connect action> callback with <Dial>.
+    number = os.environ.get(ENV_TRANSFER_NUMBER, "")
+    if not number:
+        return "No one is available to take the call right now; offer to help or take a message."
+    return Transfer(to=number, reason=reason)
 
 
 support_agent = Agent(

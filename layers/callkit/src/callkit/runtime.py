@@ -1,7 +1,9 @@
 """``AgentRuntime``: every callkit route in one local process (DESIGN §4).
 
 It serves the webhook routes with uvicorn through the same ``Switchboard`` the Lambda function
-uses. The relay and the media stream join it in later issues. Call state goes to DynamoDB when a
+uses, and the ConversationRelay WebSocket through the same ``RelayHandler`` the relay function
+uses, fed by a local stand-in for API Gateway (``callkit.relay.local``). The media stream joins
+it in a later issue. Call state goes to DynamoDB when a
 table is configured (``CALLKIT_TABLE``; ``AWS_ENDPOINT_URL`` may point at moto or DynamoDB Local),
 else to memory. Use it as ``await runtime.start()`` (serve until cancelled) or
 ``async with runtime:`` (serve in the background, e.g. for the demo and tests).
@@ -15,12 +17,17 @@ import dataclasses
 import logging
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from callkit.app_loader import build_store
 from callkit.errors import ConfigurationError
+from callkit.relay.events import MAX_DURATION
+from callkit.relay.handler import RelayHandler
+from callkit.relay.local import LocalConnections
+from callkit.relay.timer import LoopCallTimer
 from callkit.settings import Settings
 from callkit.switchboard import Switchboard
 from callkit.telemetry import StdlibTelemetry, Telemetry
@@ -28,9 +35,11 @@ from callkit.telemetry import StdlibTelemetry, Telemetry
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from starlette.websockets import WebSocket
 
     from callkit.agent import Agent
     from callkit.interface import CallInterface
+    from callkit.llm import ChatModel
     from callkit.store._base import CallStore
 
 log = logging.getLogger("callkit.runtime")
@@ -47,6 +56,8 @@ class AgentRuntime:
             ``http://{host}:{port}``; signatures are checked against it.
         settings: overrides for everything else (defaults: ``Settings.from_env()``).
         store / telemetry: injected call store and telemetry (defaults: from settings, stdlib logging).
+        model: the chat model for managed calls, or a function of the interface that returns one
+            (default: ``OpenAIChatModel`` for the agent's model, ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``).
     """
 
     def __init__(
@@ -60,6 +71,7 @@ class AgentRuntime:
         settings: Settings | None = None,
         store: CallStore | None = None,
         telemetry: Telemetry | None = None,
+        model: ChatModel | Callable[[CallInterface], ChatModel] | None = None,
     ) -> None:
         if not interfaces:
             raise ConfigurationError("AgentRuntime needs interfaces=[CallInterface(...)]")
@@ -80,6 +92,7 @@ class AgentRuntime:
             base,
             public_url=public_url or base.public_url or f"http://{local_host}:{self.port}",
             media_url=base.media_url or f"ws://{local_host}:{self.port}",
+            relay_url=base.relay_url or f"ws://{local_host}:{self.port}/relay",
             # A per-process key is enough when this process both mints and verifies the tokens.
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )
@@ -88,8 +101,46 @@ class AgentRuntime:
         self.switchboard = Switchboard(
             self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
         )
+        self.relay: RelayHandler | None = None
+        self.connections = LocalConnections()
+        if any(i.provider == "twilio" and i.pipeline == "managed" for i in self.interfaces):
+            self.relay = RelayHandler(
+                self.interfaces,
+                settings=self.settings,
+                store=self.store,
+                connections=self.connections,
+                model_for=self._model_factory(model),
+                credentials=self.switchboard.credentials,
+                telemetry=self.telemetry,
+                timer=LoopCallTimer(self._end_call),
+            )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _model_factory(
+        model: ChatModel | Callable[[CallInterface], ChatModel] | None,
+    ) -> Callable[[CallInterface], ChatModel]:
+        if model is not None and not callable(getattr(model, "stream", None)):
+            return model  # type: ignore[return-value]  # a factory
+        if model is not None:
+            fixed: ChatModel = model  # type: ignore[assignment]
+            return lambda _interface: fixed
+        made: dict[int, ChatModel] = {}
+
+        def default(interface: CallInterface) -> ChatModel:
+            from callkit.llm.openai_chat import OpenAIChatModel
+
+            if id(interface) not in made:
+                assert interface.agent is not None  # bound in __init__
+                made[id(interface)] = OpenAIChatModel(interface.agent.model)
+            return made[id(interface)]
+
+        return default
+
+    async def _end_call(self, call_id: str) -> None:
+        if self.relay is not None:
+            await self.relay.handle({"callkit": MAX_DURATION, "call_id": call_id})
 
     @staticmethod
     def _bind(host: str, port: int) -> socket.socket:
@@ -117,6 +168,20 @@ class AgentRuntime:
         @app.get("/healthz", include_in_schema=False)
         def healthz() -> dict[str, str]:
             return {"status": "ok"}
+
+        relay = self.relay
+        if relay is not None:
+            from starlette.routing import WebSocketRoute
+
+            from callkit.relay.local import serve_relay_socket
+
+            async def relay_socket(socket: WebSocket) -> None:
+                await serve_relay_socket(socket, relay, self.connections)
+
+            # A plain Starlette route: FastAPI would try to resolve the parameter's annotation.
+            app.router.routes.append(
+                WebSocketRoute(urlsplit(self.settings.relay_url).path or "/", relay_socket)
+            )
 
         return app
 

@@ -171,6 +171,10 @@ class DynamoDBClient:
     def delete_item(self, **params: Any) -> dict[str, Any]:
         return self._call("DeleteItem", params)
 
+    def transact_write_items(self, **params: Any) -> dict[str, Any]:
+        # Unlike boto3, no ClientRequestToken is made up here: pass one to make retries idempotent.
+        return self._call("TransactWriteItems", params)
+
     def query(self, **params: Any) -> dict[str, Any]:
         return self._call("Query", params)
 

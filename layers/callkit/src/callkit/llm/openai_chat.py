@@ -17,6 +17,7 @@ from callkit.errors import ConfigurationError
 from callkit.llm.protocol import (
     ChatEvent,
     ChatStreamDecoder,
+    Finished,
     Message,
     SSEParser,
     ToolChoice,
@@ -121,13 +122,15 @@ class OpenAIChatModel:
                 )
             parser = SSEParser()
             decoder = ChatStreamDecoder()
+            finished = False
             async for data in response.aiter_bytes():
-                if decoder.done:
-                    continue  # read to the end so the connection can be kept
+                if finished:
+                    continue  # read to the end of the body so the connection can be kept
                 for payload in parser.feed(data):
                     for event in decoder.feed(payload):
+                        finished = finished or isinstance(event, Finished)
                         yield event
-                    if decoder.done:
+                    if finished:
                         break
             for event in decoder.close():
                 yield event

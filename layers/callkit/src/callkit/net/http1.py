@@ -239,13 +239,13 @@ class Response:
     __slots__ = (
         "_client",
         "_conn",
+        "_crlf_pending",
         "_done",
         "_framing",
         "_keep_alive",
         "_pool",
         "_read_started",
         "_remaining",
-        "_trailers_pending",
         "headers",
         "http_version",
         "reason",
@@ -276,7 +276,7 @@ class Response:
         self._framing = framing
         self._remaining = length
         self._keep_alive = keep_alive
-        self._trailers_pending = False
+        self._crlf_pending = False
         self._read_started = False
         self._done = False
         if framing == "none" or (framing == "length" and length == 0):
@@ -339,12 +339,12 @@ class Response:
                     raise ConnectionLostError("connection closed in the middle of a chunk", retryable=True)
                 self._remaining -= len(data)
                 if self._remaining == 0:
-                    self._trailers_pending = True  # the CRLF after the chunk data
+                    self._crlf_pending = True  # the line end after the chunk data
                 return data
-            if self._trailers_pending:
+            if self._crlf_pending:
                 if await self._line(reader) != b"":
                     raise self._malformed("chunk data longer than its declared size")
-                self._trailers_pending = False
+                self._crlf_pending = False
             size_line = (await self._line(reader)).split(b";", 1)[0].strip()
             if not _CHUNK_SIZE.match(size_line):
                 raise self._malformed(f"bad chunk size line {size_line[:40]!r}")
@@ -438,6 +438,8 @@ def _split_url(url: str) -> tuple[_Key, str, str]:
     if port != _DEFAULT_PORTS[scheme]:
         host_header = f"{host_header}:{port}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(c.isspace() for c in target):
+        raise ValueError("URL path and query must be percent-encoded (no spaces)")
     return (scheme, host, port), target, host_header
 
 

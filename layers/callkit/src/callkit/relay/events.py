@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from callkit.errors import ProtocolError
 

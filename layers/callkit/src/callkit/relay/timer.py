@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -80,7 +80,10 @@ class LoopCallTimer:
     """An asyncio timer per call, for ``AgentRuntime``: calls ``on_due(call_id)`` at the time."""
 
     def __init__(
-        self, on_due: Callable[[str], Awaitable[None]], *, clock: Callable[[], float] = time.time
+        self,
+        on_due: Callable[[str], Coroutine[object, object, None]],
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._on_due = on_due
         self._clock = clock

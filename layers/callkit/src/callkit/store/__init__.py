@@ -2,7 +2,8 @@
 
 ``import callkit.store`` stays cheap and works without boto3 installed (it is the ``aws`` extra):
 ``DynamoDBCallStore`` and ``create_table`` are imported from ``callkit.store.dynamodb`` on first
-use. Both stores pass the same contract tests (``tests/unit/store/test_contract.py``).
+use. Both stores pass the same contract tests (``tests/unit/store/test_contract.py``, and
+``test_relay_contract.py`` for managed-mode connections and turns).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from callkit.store._base import (
     CallStore,
     CreateResult,
     TransitionResult,
+    TurnKind,
+    TurnRecord,
 )
 from callkit.store.memory import MemoryCallStore
 
@@ -29,6 +32,8 @@ __all__ = [
     "DynamoDBCallStore",
     "MemoryCallStore",
     "TransitionResult",
+    "TurnKind",
+    "TurnRecord",
     "create_table",
 ]
 

@@ -201,6 +201,33 @@ class SimulatedCarrier:
             ]
         return self.sign("POST", path, params)
 
+    def relay_ended(
+        self,
+        action_url: str,
+        call_id: str,
+        *,
+        session_id: str,
+        session_status: str = "ended",
+        handoff_data: str | None = None,
+        duration_seconds: int = 42,
+    ) -> CarrierRequest:
+        """Twilio's ``<Connect action>`` request after a ConversationRelay session (twilio.md §3)."""
+        if not action_url.startswith(self.base_url):
+            raise ValueError("the action URL is not on this carrier's base URL")
+        params = [
+            ("AccountSid", self.account_id),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", call_id),
+            ("CallStatus", "in-progress"),
+            ("Direction", "inbound"),
+            ("SessionDuration", str(duration_seconds)),
+            ("SessionId", session_id),
+            ("SessionStatus", session_status),
+        ]
+        if handoff_data is not None:
+            params.append(("HandoffData", handoff_data))
+        return self.sign("POST", action_url[len(self.base_url) :], params)
+
     # --- sending -------------------------------------------------------------------------------
 
     async def send(self, request: CarrierRequest) -> CarrierResponse:

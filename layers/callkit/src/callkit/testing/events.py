@@ -18,6 +18,10 @@ from callkit.testing.carrier import CarrierRequest, SimulatedCarrier
 
 #: The public URL the events are signed for (an API Gateway HTTP API, $default stage).
 EVENTS_PUBLIC_URL = "https://abc123xyz9.execute-api.us-east-1.amazonaws.com"
+#: The relay (API Gateway WebSocket API, stage prod) the relay events come from.
+EVENTS_RELAY_DOMAIN = "relay456uvw.execute-api.us-east-1.amazonaws.com"
+EVENTS_RELAY_URL = f"wss://{EVENTS_RELAY_DOMAIN}/prod"
+EVENTS_CONNECTION_ID = "ZmFrZUNvbm4xPQ="
 EVENTS_PHONE_NUMBER = "+15551234567"
 TWILIO_MANAGED_CALL = "CA" + "1" * 32
 TWILIO_STREAM_CALL = "CA" + "2" * 32
@@ -110,6 +114,87 @@ EVENT_ENV = {
 }
 
 
+def _socket_event(route: str, *, body: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An API Gateway WebSocket proxy event (aws.md §1.2)."""
+    context: dict[str, Any] = {
+        "routeKey": route,
+        "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+        "extendedRequestId": "Xy1aBcDeFgHiJk=",
+        "requestTime": "01/Jan/2026:10:00:01 +0000",
+        "messageDirection": "IN",
+        "stage": "prod",
+        "connectedAt": 1767261601000,
+        "requestTimeEpoch": 1767261601010,
+        "identity": {"sourceIp": "54.172.60.1"},
+        "requestId": "Xy1aBcDeFgHiJk=",
+        "domainName": EVENTS_RELAY_DOMAIN,
+        "connectionId": EVENTS_CONNECTION_ID,
+        "apiId": EVENTS_RELAY_DOMAIN.split(".")[0],
+    }
+    if route == "$default":
+        context["messageId"] = "Ymsg0001AAA="
+    context |= extra.pop("context", {})
+    event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False, **extra}
+    if body is not None:
+        event["body"] = body
+    return event
+
+
+def build_relay_events() -> dict[str, dict[str, Any]]:
+    """``$connect`` (signed like Twilio's upgrade), the ConversationRelay messages, ``$disconnect``."""
+    from callkit.carriers import twilio
+    from callkit.relay.events import relay_url_for
+
+    carrier = SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL)
+    url = relay_url_for(EVENTS_RELAY_URL, TWILIO_MANAGED_CALL)
+    headers = {
+        "Host": EVENTS_RELAY_DOMAIN,
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        "X-Forwarded-For": "54.172.60.1",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **twilio.signature_headers(carrier.auth_token, "GET", url, None),
+    }
+    setup = twilio.RelaySetup(
+        session_id="VX" + "4" * 32,
+        call_id=TWILIO_MANAGED_CALL,
+        account_id=carrier.account_id,
+        from_number="+14155550100",
+        to_number=EVENTS_PHONE_NUMBER,
+        direction="inbound",
+        call_status="IN-PROGRESS",
+        custom_parameters={},
+        call_type="PSTN",
+    )
+    return {
+        "relay-connect.json": _socket_event(
+            "$connect",
+            headers=headers,
+            multiValueHeaders={k: [v] for k, v in headers.items()},
+            queryStringParameters={"call": TWILIO_MANAGED_CALL},
+            multiValueQueryStringParameters={"call": [TWILIO_MANAGED_CALL]},
+        ),
+        "relay-setup.json": _socket_event("$default", body=twilio.encode_relay_event(setup)),
+        "relay-prompt.json": _socket_event(
+            "$default",
+            body=twilio.encode_relay_event(twilio.RelayPrompt("Where is my order 1001?", "en-US", True)),
+        ),
+        "relay-interrupt.json": _socket_event(
+            "$default",
+            body=twilio.encode_relay_event(
+                twilio.RelayInterrupt(
+                    utterance_until_interrupt="Order 1001 shipped", duration_until_interrupt_ms=1240
+                )
+            ),
+        ),
+        "relay-dtmf.json": _socket_event("$default", body=twilio.encode_relay_event(twilio.RelayDtmf("1"))),
+        "relay-disconnect.json": _socket_event(
+            "$disconnect", context={"disconnectStatusCode": 1000, "disconnectReason": "Client closed"}
+        ),
+    }
+
+
 def render(event: dict[str, Any]) -> str:
     return json.dumps(event, indent=2, sort_keys=True) + "\n"
 
@@ -117,7 +202,7 @@ def render(event: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     target = Path((argv or sys.argv[1:] or ["events"])[0])
     target.mkdir(parents=True, exist_ok=True)
-    files = {**build_events(), **build_env_files()}
+    files = {**build_events(), **build_relay_events(), **build_env_files()}
     for name, content in files.items():
         (target / name).write_text(render(content))
         print(f"wrote {target / name}")
