@@ -86,6 +86,7 @@ class ConversationRelayCaller:
         self._inbox: asyncio.Queue[RelayCommand | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.ended: RelayEnd | None = None
+        self._end_seen = asyncio.Event()
 
     async def __aenter__(self) -> ConversationRelayCaller:
         await self.connect()
@@ -117,6 +118,7 @@ class ConversationRelayCaller:
                 command = twilio.decode_relay_command(message)
                 if isinstance(command, RelayEnd):
                     self.ended = command
+                    self._end_seen.set()
                 await self._inbox.put(command)
         except Exception:  # noqa: S110 - a closed socket ends the session; the inbox says so
             pass
@@ -124,9 +126,9 @@ class ConversationRelayCaller:
             await self._inbox.put(None)
 
     async def _collect(
-        self, reply: RelayReply, started: float, *, stop_after_chars: int | None, timeout: float
+        self, reply: RelayReply, started: float, *, stop_after_chars: int | None, limit: float
     ) -> None:
-        deadline = time.perf_counter() + timeout
+        deadline = time.perf_counter() + limit
         while True:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
@@ -152,21 +154,21 @@ class ConversationRelayCaller:
                 return
 
     async def prompt(
-        self, text: str, *, interrupt_after_chars: int | None = None, timeout: float = 15.0
+        self, text: str, *, interrupt_after_chars: int | None = None, limit: float = 15.0
     ) -> RelayReply:
         """Say ``text``; collect the reply. With ``interrupt_after_chars``, barge in once that much arrived."""
         started = time.perf_counter()
         await self._send(twilio.encode_relay_event(twilio.RelayPrompt(text=text, lang="en-US", last=True)))
-        return await self._reply(started, interrupt_after_chars, timeout)
+        return await self._reply(started, interrupt_after_chars, limit)
 
-    async def press(self, digit: str, *, timeout: float = 15.0) -> RelayReply:
+    async def press(self, digit: str, *, limit: float = 15.0) -> RelayReply:
         started = time.perf_counter()
         await self._send(twilio.encode_relay_event(twilio.RelayDtmf(digit=digit)))
-        return await self._reply(started, None, timeout)
+        return await self._reply(started, None, limit)
 
-    async def _reply(self, started: float, interrupt_after_chars: int | None, timeout: float) -> RelayReply:
+    async def _reply(self, started: float, interrupt_after_chars: int | None, limit: float) -> RelayReply:
         reply = RelayReply()
-        await self._collect(reply, started, stop_after_chars=interrupt_after_chars, timeout=timeout)
+        await self._collect(reply, started, stop_after_chars=interrupt_after_chars, limit=limit)
         if interrupt_after_chars is not None and not reply.complete:
             heard = reply.text
             reply.interrupted_at = len(heard)
@@ -193,10 +195,9 @@ class ConversationRelayCaller:
                 return late
             late.append(command)
 
-    async def wait_for_end(self, timeout: float = 5.0) -> RelayEnd | None:
-        deadline = time.perf_counter() + timeout
-        while self.ended is None and time.perf_counter() < deadline:
-            await asyncio.sleep(0.01)
+    async def wait_for_end(self, limit: float = 5.0) -> RelayEnd | None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._end_seen.wait(), limit)
         return self.ended
 
     def handoff(self) -> dict[str, object]:
