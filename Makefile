@@ -14,6 +14,9 @@ setup-sam:
 demo: setup
 	$(UV_RUN) python -m callkit.demo
 
+call: setup
+	$(UV_RUN) python -m callkit call
+
 test: setup-sam
 	$(MAKE) --no-print-directory check unit
 

@@ -101,3 +101,87 @@ def webhook(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookFacto
 
 def items() -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+
+
+class ThreadedChatServer:
+    """``ScriptedChatServer`` on its own loop in a thread: the relay module runs its loop synchronously."""
+
+    def __init__(self, script: Any) -> None:
+        import threading
+
+        from callkit.testing.openai_chat import ScriptedChatServer
+
+        self.server = ScriptedChatServer(script)
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with self.server:
+                self._started.set()
+                await self._stop.wait()
+
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    def __enter__(self) -> ThreadedChatServer:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+RelayFactory = Callable[..., ModuleType]
+
+
+@pytest.fixture
+def relay_function(aws: None, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> Iterator[RelayFactory]:
+    """Import ``functions/relay/app.py`` fresh per call: each import is one Lambda execution environment."""
+    from callkit.testing.events import EVENTS_RELAY_URL
+
+    modules: list[ModuleType] = []
+    monkeypatch.setenv("CALLKIT_RELAY_URL", EVENTS_RELAY_URL)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+
+    def load(**env: str | None) -> ModuleType:
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        for module in ("relay.app", "relay", "callkit_app"):
+            sys.modules.pop(module, None)
+        for handler in logging.getLogger("callkit-relay").handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.stream = sys.stdout
+        module = importlib.import_module("relay.app")
+        modules.append(module)
+        return module
+
+    yield load
+    for module in modules:
+        module.loop.close()
+
+
+def posted_frames(connection_id: str) -> list[dict[str, Any]]:
+    """What the relay posted to ``@connections/{id}`` on the moto server, split into frames."""
+    from urllib.parse import quote
+
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    # Clients percent-encode the id in the path (connection ids end in '='); moto keys by the raw path.
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    data = backend.connections[quote(connection_id, safe="")].data.decode()
+    decoder, frames, index = json.JSONDecoder(), [], 0
+    while index < len(data):
+        frame, index = decoder.raw_decode(data, index)
+        frames.append(frame)
+    return frames

@@ -282,7 +282,7 @@ def test_a_model_that_ignores_tool_choice_none_still_ends_the_turn() -> None:
             _, done = await turn(support_agent, model, "1", max_tool_rounds=1)
         assert len(server.requests) == 2
         assert done.assistant_text == APOLOGY
-        assert done.error == "_EmptyAnswerError"
+        assert done.error == "EmptyAnswerError"
         # Every call in the history has its result; the unanswerable last calls were dropped.
         calls = [c.id for m in done.new_messages if isinstance(m, AssistantMessage) for c in m.tool_calls]
         results = [m.tool_call_id for m in done.new_messages if isinstance(m, ToolMessage)]

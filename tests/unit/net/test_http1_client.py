@@ -417,6 +417,19 @@ def test_client_survives_a_new_event_loop(server: ThreadServer) -> None:
     assert run(main) == 200
 
 
+def test_keep_alive_across_run_until_complete_on_a_kept_loop(server: ThreadServer) -> None:
+    # The relay Lambda keeps one loop for the life of the execution environment and runs one
+    # invocation at a time on it: the connection must survive between invocations.
+    client = HTTPClient()
+    loop = asyncio.new_event_loop()
+    try:
+        ports = {loop.run_until_complete(get(client, f"{server.url}/hello"))[2] for _ in range(3)}
+        assert len(ports) == 1
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+
+
 def test_bad_arguments() -> None:
     client = HTTPClient()
     with pytest.raises(ValueError, match="http"):

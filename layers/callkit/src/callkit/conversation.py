@@ -16,11 +16,12 @@ Rules, in the order they come up:
   without tools, for its closing words;
 * after ``max_tool_rounds`` rounds of tool calls the model is asked once more with
   ``tool_choice="none"``;
-* no model event within ``first_token_timeout`` of a request, a turn longer than ``turn_timeout``,
-  a model, transport or protocol error, or an answer with nothing to say: the caller hears
-  ``APOLOGY`` and the turn completes with it. Never silence, never an exception out of the
-  generator, except ``asyncio.CancelledError``, which goes through at once (barge-in) after
-  closing the model's HTTP response.
+* no model event (text, or a whole tool call) within ``first_token_timeout`` of a request, a turn
+  longer than ``turn_timeout`` (tools included; a stall between bytes is bounded by the HTTP
+  client's read timeout), a model, transport or protocol error, or an answer with nothing to
+  say: the caller hears ``APOLOGY`` and the turn completes with it. Never silence, never an
+  exception out of the generator, except ``asyncio.CancelledError``, which goes through at once
+  (barge-in) after closing the model's HTTP response.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from callkit.llm.protocol import (
 __all__ = [
     "APOLOGY",
     "ActionRequested",
+    "EmptyAnswerError",
     "Speech",
     "ToolFinished",
     "ToolStarted",
@@ -123,8 +125,8 @@ class TurnCompleted:
 TurnEvent = Speech | ToolStarted | ToolFinished | ActionRequested | TurnCompleted
 
 
-class _EmptyAnswerError(CallkitError):
-    """The model finished without a word, a tool call or an action."""
+class EmptyAnswerError(CallkitError):
+    """The model finished without a word to say and without an action (to move into ``callkit.errors``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +248,7 @@ async def run_turn(
                 if round_text:
                     record(AssistantMessage("".join(round_text)))
                 if not spoken and not actions:
-                    raise _EmptyAnswerError("the model answered with nothing to say")
+                    raise EmptyAnswerError("the model answered with nothing to say")
                 break
 
             record(AssistantMessage("".join(round_text) or None, tuple(calls)))

@@ -218,7 +218,10 @@ async def _janitor(state: _LoopState, expiry: float) -> None:
             state.close_idle(older_than=time.monotonic() - expiry)
     finally:
         # Cancelled: the loop is shutting down (asyncio.run cancels every task) or aclose() was called.
-        state.close_idle()
+        # A loop closed with this task still pending cannot close sockets any more: the transports
+        # then warn when collected, which is right, since the client's owner never closed it.
+        if not state.loop.is_closed():
+            state.close_idle()
         state.janitor = None
 
 
@@ -524,13 +527,22 @@ class HTTPClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the idle connections; responses still open close when they are closed."""
+        """Close the idle connections; responses still open close when they are closed.
+
+        Call it before closing an event loop that is not ended by ``asyncio.run`` (a loop kept
+        across Lambda invocations, a test's own loop): the janitor task and the idle sockets live
+        on that loop. The client may be used again afterwards.
+        """
         state = self._state
-        if state is None:
-            return
+        if state is None or state.loop is not asyncio.get_running_loop():
+            return  # nothing open, or only connections of a loop that is gone
         state.close_idle()
-        if state.janitor is not None:
-            state.janitor.cancel()
+        janitor = state.janitor
+        if janitor is not None:
+            janitor.cancel()
+            # Waits without raising, so a cancellation of our own caller still goes through; the
+            # loop pass also lets the aborted transports finish closing before the loop may close.
+            await asyncio.wait([janitor])
 
     def stream(
         self,

@@ -97,7 +97,10 @@ def build_relay(
         settings=settings,
         store=store,
         connections=ApiGatewayConnections.for_endpoint(
-            os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI") or endpoint, region=region
+            os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or endpoint,
+            region=region,
         ),
         model_for=ModelFactory(settings, secrets),
         credentials=Credentials(settings, secrets),

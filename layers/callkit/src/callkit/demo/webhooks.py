@@ -1,6 +1,6 @@
-"""The demo: a local runtime answering simulated Twilio and Plivo calls. No accounts, no keys.
+"""Demo part 1: a local runtime answering simulated Twilio and Plivo calls. No accounts, no keys.
 
-Run ``make demo`` (or ``python -m callkit.demo``). It starts ``AgentRuntime`` on a free loopback
+Part of ``make demo`` (``python -m callkit.demo``). It starts ``AgentRuntime`` on a free loopback
 port with one number per carrier and pipeline, then, like the carriers would:
 
 1. places a signed call to each number and prints the answer the carrier gets back;
@@ -11,8 +11,6 @@ port with one number per carrier and pipeline, then, like the carriers would:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -21,7 +19,6 @@ from callkit.examples import support_agent
 from callkit.interface import CallInterface
 from callkit.realtime.openai import OpenAIRealtimeProvider
 from callkit.runtime import AgentRuntime
-from callkit.settings import Settings
 from callkit.store.memory import MemoryCallStore
 from callkit.stt.deepgram import DeepgramSTT
 from callkit.testing import (
@@ -94,7 +91,7 @@ def _show(out: TextIO, title: str, response: CarrierResponse) -> None:
         out.write(f"   │ {line}\n")
 
 
-async def run(out: TextIO = sys.stdout) -> int:
+async def run_webhooks(out: TextIO = sys.stdout) -> int:
     """Run the demo; returns a process exit code (0 when every step behaved as expected)."""
     import httpx
 
@@ -102,7 +99,6 @@ async def run(out: TextIO = sys.stdout) -> int:
     runtime = AgentRuntime(
         interfaces=demo_interfaces(),
         port=0,
-        settings=Settings(relay_url="wss://relay.callkit.invalid/call/relay"),
         store=store,
     )
     failures: list[str] = []
@@ -158,16 +154,4 @@ async def run(out: TextIO = sys.stdout) -> int:
                 f"{record.status if record else 'missing'}, {record.duration_seconds if record else '?'} s",
             )
 
-    out.write(
-        f"\n{'demo finished: every step as expected' if not failures else f'{len(failures)} step(s) failed'}\n"
-    )
     return 1 if failures else 0
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.ERROR)  # refusals are part of the show, printed below
-    raise SystemExit(asyncio.run(run()))
-
-
-if __name__ == "__main__":
-    main()

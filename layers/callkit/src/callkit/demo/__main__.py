@@ -1,0 +1,3 @@
+from callkit.demo import main
+
+main()
