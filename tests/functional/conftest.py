@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -62,9 +63,10 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    # The server outlives the test: start every test from empty backends (tables, @connections).
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=5).close()
     create_table(boto3.client("dynamodb"), TABLE)
     yield
-    boto3.client("dynamodb").delete_table(TableName=TABLE)  # the server outlives the test
 
 
 WebhookFactory = Callable[..., ModuleType]
@@ -168,6 +170,7 @@ def relay_function(aws: None, monkeypatch: pytest.MonkeyPatch, moto_url: str) ->
 
     yield load
     for module in modules:
+        module.loop.run_until_complete(module.relay.aclose())
         module.loop.close()
 
 

@@ -209,6 +209,32 @@ def test_terminal_records_duration_and_end_time(store: CallStore) -> None:
     assert store.get_call("CA0001") == result.record
 
 
+def test_an_ended_call_gets_the_details_it_lacks_once(store: CallStore) -> None:
+    """The relay's $disconnect ends the call; the carrier's completed callback brings the duration."""
+    store.create_call(make_record())
+    store.transition("CA0001", CallStatus.IN_PROGRESS, now=T0 + 1)
+    store.transition("CA0001", CallStatus.COMPLETED, now=T0 + 40)
+
+    filled = store.transition(
+        "CA0001", CallStatus.COMPLETED, now=T0 + 41, duration_seconds=37, ended_at=T0 + 39, sequence=3
+    )
+    again = store.transition(
+        "CA0001", CallStatus.COMPLETED, now=T0 + 42, duration_seconds=99, ended_at=T0 + 99
+    )
+    other = store.transition("CA0001", CallStatus.FAILED, now=T0 + 43, duration_seconds=5)
+
+    assert filled.applied is True
+    assert (filled.record.duration_seconds, filled.record.ended_at) == (37, T0 + 39)
+    assert filled.record.status == CallStatus.COMPLETED
+    assert again.applied is False and other.applied is False
+    stored = store.get_call("CA0001")
+    assert stored is not None and (stored.status, stored.duration_seconds, stored.ended_at) == (
+        CallStatus.COMPLETED,
+        37,
+        T0 + 39,
+    )
+
+
 def test_fields_not_given_are_kept(store: CallStore) -> None:
     store.create_call(make_record(status_sequence=1))
     result = store.transition("CA0001", CallStatus.IN_PROGRESS, now=T0 + 1)

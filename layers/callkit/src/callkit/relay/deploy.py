@@ -38,6 +38,14 @@ class ModelFactory:
             raise ConfigurationError("no model API key: set OPENAI_API_KEY or OPENAI_API_KEY_PARAM")
         return self._secrets.get(SecretRef("ssm", self._settings.openai_api_key_param))
 
+    async def aclose(self) -> None:
+        """Close the models' HTTP connections (tests; Lambda simply freezes)."""
+        for model in self._models.values():
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+        self._models.clear()
+
     def __call__(self, interface: CallInterface) -> ChatModel:
         from callkit.llm.openai_chat import OpenAIChatModel
 

@@ -106,6 +106,12 @@ class RelayHandler:
         self._clock = clock
         self._monotonic = monotonic
 
+    async def aclose(self) -> None:
+        """Release the model clients' connections (a no-op for models without ``aclose``)."""
+        close = getattr(self.model_for, "aclose", None)
+        if close is not None:
+            await close()
+
     # --- entry point ---------------------------------------------------------------------------
 
     async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:

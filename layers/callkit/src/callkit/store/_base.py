@@ -126,8 +126,11 @@ class CallStore(Protocol):
 
         Applies only when the current status is in ``lifecycle.allowed_sources(status)`` and,
         when both are known, ``sequence`` exceeds the stored ``status_sequence``. A terminal update
-        also records ``duration_seconds`` and ``ended_at``. Raises ``CallNotFoundError`` when
-        there is no item.
+        also records ``duration_seconds`` and ``ended_at``. One exception to "same status is a
+        no-op": a call already in this terminal status gets the ``duration_seconds`` / ``ended_at``
+        it lacks (``fills_details``; nothing else changes, ``applied`` is True): the relay's
+        ``$disconnect`` ends a call before the carrier reports how long it lasted. Raises
+        ``CallNotFoundError`` when there is no item.
         """
         ...
 
@@ -200,3 +203,18 @@ class CallStore(Protocol):
         died): there is nothing in them to replay. Never another call's turns.
         """
         ...
+
+
+def fills_details(
+    current: CallRecord, status: CallStatus, duration: int | None, ended_at: float | None
+) -> bool:
+    """A repeated terminal status that brings details the item lacks (e.g. ``$disconnect`` ended the
+    call, then the carrier's ``completed`` callback arrives with the duration)."""
+    return (
+        status.terminal
+        and current.status == status
+        and (
+            (duration is not None and current.duration_seconds is None)
+            or (ended_at is not None and current.ended_at is None)
+        )
+    )

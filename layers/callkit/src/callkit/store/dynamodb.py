@@ -39,6 +39,7 @@ from callkit.store._base import (
     TransitionResult,
     TurnKind,
     TurnRecord,
+    fills_details,
 )
 
 if TYPE_CHECKING:
@@ -195,7 +196,45 @@ class DynamoDBCallStore:
         current = from_item(old)
         if current.expires_at <= self._now():
             raise CallNotFoundError(f"no call item for {call_id!r}")
+        if fills_details(current, status, duration_seconds, ended_at):
+            return self._fill_details(
+                call_id, status, now=now, duration_seconds=duration_seconds, ended_at=ended_at
+            )
         return TransitionResult(applied=False, record=current)
+
+    def _fill_details(
+        self,
+        call_id: str,
+        status: CallStatus,
+        *,
+        now: float,
+        duration_seconds: int | None,
+        ended_at: float | None,
+    ) -> TransitionResult:
+        """The call already ended with ``status``: add the duration and end time it lacks, nothing else."""
+        values: dict[str, AttributeValueTypeDef] = {":status": {"S": status.value}, ":now": _number(now)}
+        updates = ["updated_at = :now"]
+        if duration_seconds is not None:
+            values[":duration"] = _number(duration_seconds)
+            updates.append("duration_seconds = if_not_exists(duration_seconds, :duration)")
+        if ended_at is not None:
+            values[":ended"] = _number(ended_at)
+            updates.append("ended_at = if_not_exists(ended_at, :ended)")
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_key(call_id),
+                UpdateExpression="SET " + ", ".join(updates),
+                ConditionExpression="attribute_exists(pk) AND #status = :status",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError:
+            return self._not_applied(call_id)
+        except BotoCoreError as exc:
+            raise _store_error("UpdateItem", exc) from exc
+        return TransitionResult(applied=True, record=from_item(response["Attributes"]))
 
     # --- managed mode (see ``CallStore`` for the contract) -------------------------------------------
 

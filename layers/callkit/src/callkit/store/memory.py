@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from callkit.errors import CallNotFoundError, TransitionError
 from callkit.lifecycle import CallStatus, allowed_sources
-from callkit.store._base import CallRecord, CreateResult, TransitionResult, TurnRecord
+from callkit.store._base import CallRecord, CreateResult, TransitionResult, TurnRecord, fills_details
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,6 +81,17 @@ class MemoryCallStore:
             current = self._live(call_id)
             if current is None:
                 raise CallNotFoundError(f"no call item for {call_id!r}")
+            if fills_details(current, status, duration_seconds, ended_at):
+                filled = replace(
+                    current,
+                    updated_at=now,
+                    duration_seconds=current.duration_seconds
+                    if current.duration_seconds is not None
+                    else duration_seconds,
+                    ended_at=current.ended_at if current.ended_at is not None else ended_at,
+                )
+                self._records[call_id] = filled
+                return TransitionResult(applied=True, record=filled)
             if current.status not in allowed_sources(status):
                 return TransitionResult(applied=False, record=current)
             if (

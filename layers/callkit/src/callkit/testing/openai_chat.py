@@ -26,9 +26,12 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from callkit.llm.protocol import AssistantMessage, Message, ToolCall, ToolMessage, UserMessage, from_wire
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = [
     "CutReply",
@@ -145,7 +148,7 @@ class ScriptedChatServer:
         self.requests: list[RecordedRequest] = []
         self._ids = itertools.count(1)
         self._socket: socket.socket | None = None
-        self._server: Any = None
+        self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -165,14 +168,15 @@ class ScriptedChatServer:
         config = uvicorn.Config(
             self._app,
             interface="asgi3",
+            log_config=None,  # leave the process's logging set-up alone
             log_level="warning",
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
+        server = self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(server.serve(sockets=[self._socket]))
+        while not server.started:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.005)
