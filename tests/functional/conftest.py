@@ -59,14 +59,13 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     # The server outlives the test: start every test from empty backends (tables, @connections).
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=5).close()
     create_table(boto3.client("dynamodb"), TABLE)
-    yield
 
 
 WebhookFactory = Callable[..., ModuleType]
