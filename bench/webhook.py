@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _stats import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
     "CALLKIT_APP": "callkit_app:interfaces",
@@ -116,11 +118,6 @@ def largest_imports(count: int = 5) -> list[tuple[str, float]]:
         top = name.strip().split(".")[0]
         totals[top] = totals.get(top, 0.0) + int(self_us) / 1000
     return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:count]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

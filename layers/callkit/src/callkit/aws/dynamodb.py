@@ -67,6 +67,9 @@ _RETRYABLE_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "TransactionInProgressException",
+        # A plain write that met an in-flight transaction on the same item (a status callback
+        # during the relay's attach): trying again after the backoff is what AWS advises.
+        "TransactionConflictException",
     }
 )
 
