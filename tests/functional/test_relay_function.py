@@ -234,3 +234,38 @@ def test_malformed_and_unknown_messages_are_answered_not_raised(
         assert invoke(relay, message(load_event("relay-prompt.json"), body))["statusCode"] == 200
     assert invoke(relay, {"unexpected": True})["statusCode"] == 200
     assert posted_frames(EVENTS_CONNECTION_ID) == []
+
+
+def test_max_call_duration_is_scheduled_and_ends_a_silent_call(
+    answered: Any, relay_function: RelayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = boto3.client("scheduler")
+    scheduler.create_schedule_group(Name="callkit")
+    relay = relay_function(
+        CALLKIT_PIPELINE="managed",
+        CALLKIT_SCHEDULER_GROUP="callkit",
+        CALLKIT_SCHEDULER_ROLE_ARN="arn:aws:iam::123456789012:role/callkit-scheduler",
+        CALLKIT_RELAY_FUNCTION_ARN="arn:aws:lambda:us-east-1:123456789012:function:callkit-relay",
+    )
+    assert invoke(relay, load_event("relay-connect.json"))["statusCode"] == 200
+    schedule = scheduler.get_schedule(Name=f"callkit-{TWILIO_MANAGED_CALL}", GroupName="callkit")
+    record = store().get_call(TWILIO_MANAGED_CALL)
+    assert record is not None
+    due = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created_at + 3600))
+    assert schedule["ScheduleExpression"] == f"at({due})"
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    target = schedule["Target"]
+    assert target["Arn"].endswith(":function:callkit-relay")
+    assert json.loads(target["Input"]) == {"callkit": "max-duration", "call_id": TWILIO_MANAGED_CALL}
+
+    # EventBridge Scheduler invokes the relay with that input when the time comes.
+    assert invoke(relay, json.loads(target["Input"]))["statusCode"] == 200
+    frames = posted_frames(EVENTS_CONNECTION_ID)
+    assert frames[0]["type"] == "text" and frames[0]["last"] is True and "time limit" in frames[0]["token"]
+    assert frames[1] == {"type": "end", "handoffData": json.dumps({"reasonCode": "max-duration"})}
+    carrier = SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL)
+    action = carrier.relay_ended(
+        f"{EVENTS_PUBLIC_URL}/call/incoming/relay-ended", TWILIO_MANAGED_CALL, session_id="VX1", handoff_data=frames[1]["handoffData"]
+    )
+    assert answered.handler(http_api_event(action), LambdaContext())["body"].endswith("<Response><Hangup/></Response>")
+
