@@ -160,3 +160,24 @@ def test_forged_and_unknown_relay_connections_are_refused() -> None:
                 assert record is not None and record.connection_id is None and record.status == "ringing"
 
     asyncio.run(call())
+
+
+def test_callkit_call_lets_a_person_be_the_caller() -> None:
+    """`make call`: lines typed on stdin become the caller's turns; Ctrl-D hangs up."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "callkit", "call"],
+        input="Hi\nWhere is my order 1002?\n/press 1\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "agent> Hello! Thanks for calling Acme Shop." in result.stdout
+    assert "Order 1002 is being packed" in result.stdout
+    assert "You pressed one" in result.stdout
