@@ -208,9 +208,9 @@ def test_xml_is_well_formed_for_every_event(webhook: WebhookFactory) -> None:
 
 
 def test_events_on_disk_are_what_the_generator_makes() -> None:
-    from callkit.testing.events import build_env_files, build_events, render
+    from callkit.testing.events import build_env_files, build_events, build_relay_events, render
 
-    for name, content in {**build_events(), **build_env_files()}.items():
+    for name, content in {**build_events(), **build_relay_events(), **build_env_files()}.items():
         assert (EVENTS / name).read_text() == render(content), f"events/{name} is stale: make events"
 
 

@@ -101,7 +101,11 @@ def build_env_files() -> dict[str, dict[str, dict[str, str]]]:
         "env-stream.json": {"CALLKIT_PROVIDER": "twilio", "CALLKIT_PIPELINE": "cascading"},
         "env-plivo.json": {"CALLKIT_PROVIDER": "plivo", "CALLKIT_PIPELINE": "realtime"},
     }
-    return {name: {"WebhookFunction": common | config} for name, config in configs.items()}
+    files = {name: {"WebhookFunction": common | config} for name, config in configs.items()}
+    # The relay's own file: fill in OPENAI_API_KEY to let the prompt event reach a real model.
+    relay = common | configs["env.json"] | {"CALLKIT_RELAY_URL": EVENTS_RELAY_URL, "OPENAI_API_KEY": ""}
+    files["env-relay.json"] = {"RelayFunction": relay, "WebhookFunction": relay}
+    return files
 
 
 #: Which env file each event is meant to be invoked with.
