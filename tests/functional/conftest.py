@@ -64,7 +64,9 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     # The server outlives the test: start every test from empty backends (tables, @connections).
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=5).close()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=5
+    ).close()
     create_table(boto3.client("dynamodb"), TABLE)
 
 

@@ -265,7 +265,11 @@ def test_max_call_duration_is_scheduled_and_ends_a_silent_call(
     assert frames[1] == {"type": "end", "handoffData": json.dumps({"reasonCode": "max-duration"})}
     carrier = SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL)
     action = carrier.relay_ended(
-        f"{EVENTS_PUBLIC_URL}/call/incoming/relay-ended", TWILIO_MANAGED_CALL, session_id="VX1", handoff_data=frames[1]["handoffData"]
+        f"{EVENTS_PUBLIC_URL}/call/incoming/relay-ended",
+        TWILIO_MANAGED_CALL,
+        session_id="VX1",
+        handoff_data=frames[1]["handoffData"],
     )
-    assert answered.handler(http_api_event(action), LambdaContext())["body"].endswith("<Response><Hangup/></Response>")
-
+    assert answered.handler(http_api_event(action), LambdaContext())["body"].endswith(
+        "<Response><Hangup/></Response>"
+    )
