@@ -55,6 +55,8 @@ class CallRecord:
     connection_id: str | None = None
     #: The turn fence: the number of the newest turn; bumped by ``next_turn`` and ``interrupt_turn``.
     turn: int = 0
+    #: The carrier's media stream that claimed the call (stream pipelines only), else ``None``.
+    stream_id: str | None = None
 
 
 TurnKind = Literal["welcome", "prompt", "dtmf"]
@@ -150,6 +152,17 @@ class CallStore(Protocol):
         ``call_for_connection``, expiring with the call) in one atomic write: of two concurrent
         attaches exactly one wins. Raises ``CallNotFoundError`` when there is no call and
         ``TransitionError`` when it is refused (a second attach included, even of the same id).
+        """
+        ...
+
+    def claim_stream(self, call_id: str, stream_id: str, *, now: float) -> CallRecord:
+        """Let one media stream have the call, once; return the call as written.
+
+        Applies only when the call exists (not expired), its pipeline is ``cascading`` or
+        ``realtime``, it is still ``ringing`` and no stream has claimed it: sets ``stream_id``,
+        moves it to ``in-progress``, bumps ``version``. A replayed stream token therefore cannot
+        attach a second stream (DESIGN §2). Raises ``CallNotFoundError`` when there is no call and
+        ``TransitionError`` when the claim is refused.
         """
         ...
 

@@ -238,6 +238,40 @@ class DynamoDBCallStore:
 
     # --- managed mode (see ``CallStore`` for the contract) -------------------------------------------
 
+    def claim_stream(self, call_id: str, stream_id: str, *, now: float) -> CallRecord:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_key(call_id),
+                UpdateExpression="SET stream_id = :stream, #status = :in_progress, updated_at = :now, "
+                "#version = #version + :one",
+                ConditionExpression="attribute_exists(pk) AND expires_at > :ttl_now "
+                "AND pipeline IN (:cascading, :realtime) AND #status = :ringing AND attribute_not_exists(stream_id)",
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues={
+                    ":stream": {"S": stream_id},
+                    ":in_progress": {"S": CallStatus.IN_PROGRESS.value},
+                    ":ringing": {"S": CallStatus.RINGING.value},
+                    ":cascading": {"S": "cascading"},
+                    ":realtime": {"S": "realtime"},
+                    ":now": _number(now),
+                    ":one": {"N": "1"},
+                    ":ttl_now": _number(self._now()),
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            old = _item_on_condition_failure(exc)
+            if old is None and self._read_item(call_id) is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}") from exc
+            if old is not None and from_item(old).expires_at <= self._now():
+                raise CallNotFoundError(f"no call item for {call_id!r}") from exc
+            raise TransitionError("the call cannot take this media stream") from exc
+        except BotoCoreError as exc:
+            raise _store_error("UpdateItem", exc) from exc
+        return from_item(response["Attributes"])
+
     def attach_connection(self, call_id: str, connection_id: str, *, now: float) -> CallRecord:
         # Read, decide, then one transaction whose META condition is "unchanged since the read" (version
         # and fence) on top of the rule itself. The returned record is then exactly what was written
@@ -604,6 +638,8 @@ def to_item(record: CallRecord) -> Item:
         item["connection_id"] = {"S": record.connection_id}
     if record.turn:
         item["turn"] = _number(record.turn)
+    if record.stream_id is not None:
+        item["stream_id"] = {"S": record.stream_id}
     return item
 
 
@@ -629,6 +665,7 @@ def from_item(item: Mapping[str, object]) -> CallRecord:
             # Both absent on items written before managed mode, and on calls of other pipelines.
             connection_id=None if "connection_id" not in item else _text(item, "connection_id"),
             turn=_turn_number(item),
+            stream_id=None if "stream_id" not in item else _text(item, "stream_id"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"malformed call item: {type(exc).__name__}: {exc}") from exc

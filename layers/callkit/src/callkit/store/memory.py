@@ -114,6 +114,27 @@ class MemoryCallStore:
 
     # --- managed mode -------------------------------------------------------------------------------
 
+    def claim_stream(self, call_id: str, stream_id: str, *, now: float) -> CallRecord:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            if (
+                current.pipeline not in ("cascading", "realtime")
+                or current.status != CallStatus.RINGING
+                or current.stream_id is not None
+            ):
+                raise TransitionError("the call cannot take this media stream")
+            claimed = replace(
+                current,
+                stream_id=stream_id,
+                status=CallStatus.IN_PROGRESS,
+                updated_at=now,
+                version=current.version + 1,
+            )
+            self._records[call_id] = claimed
+            return claimed
+
     def attach_connection(self, call_id: str, connection_id: str, *, now: float) -> CallRecord:
         with self._lock:
             current = self._live(call_id)
