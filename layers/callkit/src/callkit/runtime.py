@@ -35,12 +35,15 @@ from callkit.telemetry import StdlibTelemetry, Telemetry
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from starlette.routing import BaseRoute
     from starlette.websockets import WebSocket
 
     from callkit.agent import Agent
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.store._base import CallStore
+    from callkit.stream.admission import Admitted
+    from callkit.stream.server import Pipeline
 
 log = logging.getLogger("callkit.runtime")
 
@@ -58,6 +61,7 @@ class AgentRuntime:
         store / telemetry: injected call store and telemetry (defaults: from settings, stdlib logging).
         model: the chat model for managed calls, or a function of the interface that returns one
             (default: ``OpenAIChatModel`` for the agent's model, ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``).
+        stream_pipeline: what holds an admitted media stream (default: the interface's pipeline).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class AgentRuntime:
         store: CallStore | None = None,
         telemetry: Telemetry | None = None,
         model: ChatModel | Callable[[CallInterface], ChatModel] | None = None,
+        stream_pipeline: Callable[[Admitted], Pipeline | None] | None = None,
     ) -> None:
         if not interfaces:
             raise ConfigurationError("AgentRuntime needs interfaces=[CallInterface(...)]")
@@ -101,6 +106,7 @@ class AgentRuntime:
         self.switchboard = Switchboard(
             self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
         )
+        self._model_for = self._model_factory(model)
         self.relay: RelayHandler | None = None
         self.connections = LocalConnections()
         if any(i.provider == "twilio" and i.pipeline == "managed" for i in self.interfaces):
@@ -109,11 +115,12 @@ class AgentRuntime:
                 settings=self.settings,
                 store=self.store,
                 connections=self.connections,
-                model_for=self._model_factory(model),
+                model_for=self._model_for,
                 credentials=self.switchboard.credentials,
                 telemetry=self.telemetry,
                 timer=LoopCallTimer(self._end_call),
             )
+        self._stream_pipeline = stream_pipeline or self._default_pipeline
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -137,6 +144,13 @@ class AgentRuntime:
             return made[id(interface)]
 
         return default
+
+    def _default_pipeline(self, admitted: Admitted) -> Pipeline | None:
+        from callkit.stream.pipelines import pipeline_for
+
+        return pipeline_for(
+            admitted, model=self._model_for(admitted.interface), store=self.store, telemetry=self.telemetry
+        )
 
     async def _end_call(self, call_id: str) -> None:
         if self.relay is not None:
@@ -178,12 +192,32 @@ class AgentRuntime:
             async def relay_socket(socket: WebSocket) -> None:
                 await serve_relay_socket(socket, relay, self.connections)
 
-            # A plain Starlette route: FastAPI would try to resolve the parameter's annotation.
+            # Plain Starlette routes: FastAPI would try to resolve the parameter's annotation.
             app.router.routes.append(
                 WebSocketRoute(urlsplit(self.settings.relay_url).path or "/", relay_socket)
             )
-
+        for path in sorted({i.stream_path for i in self.interfaces if i.pipeline != "managed"}):
+            app.router.routes.append(self._stream_route(path))
         return app
+
+    def _stream_route(self, path: str) -> BaseRoute:
+        from starlette.routing import WebSocketRoute
+
+        from callkit.stream.server import serve_stream
+
+        async def stream_socket(socket: WebSocket) -> None:
+            await serve_stream(
+                socket,
+                path=path,
+                interfaces=self.interfaces,
+                settings=self.settings,
+                store=self.store,
+                credentials=self.switchboard.credentials,
+                telemetry=self.telemetry,
+                pipeline_for=self._stream_pipeline,
+            )
+
+        return WebSocketRoute(path, stream_socket)
 
     async def start(self) -> None:
         """Serve until cancelled."""

@@ -1,0 +1,273 @@
+"""The carrier's side of a bidirectional media stream (twilio.md §4, plivo.md §5), for tests and the demo.
+
+``SimulatedMediaStream`` does what Twilio or Plivo does once the answer said ``<Connect><Stream>`` /
+``<Stream bidirectional>``: opens the WebSocket with the carrier's handshake signature, sends
+``connected`` (Twilio) and ``start`` with the stream token, then the caller's audio as 20-ms μ-law
+``media`` frames in real time. It plays our audio back on a playback clock (8 bytes of μ-law a
+millisecond), echoes each ``mark``/``checkpoint`` when the audio queued before it has played, and
+on ``clear``/``clearAudio`` drops what is queued: Twilio echoes the pending marks at once, Plivo
+drops its checkpoints and answers ``clearedAudio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from callkit.carriers import carrier_format
+from callkit.carriers._types import (
+    ClearAudio,
+    PlaceMark,
+    PlayAudio,
+    StreamCleared,
+    StreamConnected,
+    StreamDtmf,
+    StreamMarkPlayed,
+    StreamMedia,
+    StreamStarted,
+    StreamStopped,
+)
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+    from callkit.testing.answers import ParsedAnswer
+
+FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
+SILENCE = b"\xff" * FRAME_BYTES
+
+
+def _mulaw(sample: int) -> int:
+    """G.711 μ-law encode one 16-bit sample (for synthetic test speech; callkit.audio has the fast one)."""
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), clip) + bias
+    exponent = max(0, min(7, magnitude.bit_length() - 8))
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def speech(ms: int, *, frequency: float = 220.0, level: float = 0.1) -> bytes:
+    """A synthetic voiced sound: a tone with a slow wobble, loud enough for a speech detector."""
+    samples = ms * 8
+    return bytes(
+        _mulaw(
+            int(
+                32767
+                * level
+                * (0.6 + 0.4 * math.sin(2 * math.pi * 3 * n / 8000))
+                * math.sin(2 * math.pi * frequency * n / 8000)
+            )
+        )
+        for n in range(samples)
+    )
+
+
+def silence(ms: int) -> bytes:
+    return b"\xff" * (ms * 8)
+
+
+@dataclass(slots=True)
+class _Playback:
+    """Audio and markers queued for playback, in order."""
+
+    queue: deque[bytes | str] = field(default_factory=deque)  # audio bytes, or a mark name
+    played_bytes: int = 0
+    played_marks: list[str] = field(default_factory=list)
+
+
+class SimulatedMediaStream:
+    """One carrier media stream to the stream URL in ``answer``."""
+
+    def __init__(
+        self,
+        answer: ParsedAnswer,
+        *,
+        provider: Literal["twilio", "plivo"],
+        call_id: str,
+        account_id: str,
+        auth_token: str,
+        sign: bool = True,
+        token: str | None = None,
+    ) -> None:
+        if answer.kind != "stream":
+            raise ValueError(f"not a stream answer: {answer.kind}")
+        self.provider = provider
+        self.url = answer.url
+        self.call_id = call_id
+        self.account_id = account_id
+        self.stream_id = ("MZ" + secrets.token_hex(16)) if provider == "twilio" else str(uuid.uuid4())
+        self.token = answer.token if token is None else token
+        self._format = carrier_format(provider)
+        self._headers = self._format.signature_headers(auth_token, "GET", self.url, None) if sign else {}
+        self._socket: ClientConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sequence = 0
+        self._chunk = 0
+        self._sent_ms = 0
+        self.playback = _Playback()
+        self.received: list[object] = []
+        self.clears = 0
+        self.clear_times: list[float] = []
+        self.closed: asyncio.Event = asyncio.Event()
+        self.close_code: int | None = None
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        self._socket = await connect(self.url, additional_headers=self._headers, open_timeout=5)
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._play())]
+        try:
+            await self._start()
+        except ConnectionClosed:  # refused: the server closed (1008) before or while we started
+            await self.closed.wait()
+
+    async def _start(self) -> None:
+        if self.provider == "twilio":
+            await self._send(self._format.encode_stream_event(StreamConnected("Call", "1.0.0")))
+        start = StreamStarted(
+            stream_id=self.stream_id,
+            call_id=self.call_id,
+            account_id=self.account_id,
+            encoding="audio/x-mulaw",
+            sample_rate=8000,
+            parameters={"token": self.token} if self.token else {},
+            sequence=self._next_sequence(),
+        )
+        await self._send(self._format.encode_stream_event(start))
+
+    async def __aenter__(self) -> SimulatedMediaStream:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.hang_up()
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    async def _send(self, text: str) -> None:
+        if self._socket is None:
+            raise RuntimeError("not connected")
+        await self._socket.send(text)
+
+    # --- the caller ---------------------------------------------------------------------------
+
+    async def say(self, audio: bytes, *, realtime: bool = True) -> None:
+        """Send the caller's audio as 20-ms frames, paced like a phone line unless ``realtime=False``.
+
+        Stops quietly once the stream is closed (the server ended the call or refused it)."""
+        started = time.perf_counter()
+        for index in range(0, len(audio), FRAME_BYTES):
+            if self.closed.is_set():
+                return
+            frame = audio[index : index + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
+            self._chunk += 1
+            self._sent_ms += 20
+            event = StreamMedia(self.stream_id, frame, self._sent_ms, self._chunk, self._next_sequence())
+            await self._send(self._format.encode_stream_event(event))
+            if realtime:
+                delay = started + (index // FRAME_BYTES + 1) * 0.02 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def press(self, digit: str) -> None:
+        await self._send(
+            self._format.encode_stream_event(StreamDtmf(self.stream_id, digit, self._next_sequence()))
+        )
+
+    async def hang_up(self) -> None:
+        if self._socket is not None and self.provider == "twilio":
+            with contextlib.suppress(Exception):
+                stop = StreamStopped(self.stream_id, self.call_id, self._next_sequence())
+                await self._send(self._format.encode_stream_event(stop))
+        if self._socket is not None:
+            await self._socket.close()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._socket = None
+
+    # --- what we hear -------------------------------------------------------------------------
+
+    @property
+    def heard_ms(self) -> float:
+        return self.playback.played_bytes / 8
+
+    @property
+    def queued_ms(self) -> float:
+        return sum(len(item) for item in self.playback.queue if isinstance(item, bytes)) / 8
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        try:
+            async for message in self._socket:
+                command = self._format.decode_stream_command(message)
+                self.received.append(command)
+                if isinstance(command, PlayAudio):
+                    self.playback.queue.append(command.audio)
+                elif isinstance(command, PlaceMark):
+                    self.playback.queue.append(command.name)
+                elif isinstance(command, ClearAudio):
+                    await self._clear()
+        except Exception:  # noqa: S110 - the socket closed: the stream is over
+            pass
+        finally:
+            if self._socket is not None:
+                self.close_code = self._socket.close_code
+            self.closed.set()
+
+    async def _clear(self) -> None:
+        self.clears += 1
+        self.clear_times.append(time.perf_counter())
+        pending = [item for item in self.playback.queue if isinstance(item, str)]
+        self.playback.queue.clear()
+        if self.provider == "twilio":  # Twilio echoes the marks of discarded audio at once
+            for name in pending:
+                await self._echo(name)
+        else:  # Plivo drops the checkpoints and acknowledges the clear
+            await self._send(
+                self._format.encode_stream_event(StreamCleared(self.stream_id, self._next_sequence()))
+            )
+
+    async def _echo(self, name: str) -> None:
+        self.playback.played_marks.append(name)
+        with contextlib.suppress(Exception):
+            await self._send(
+                self._format.encode_stream_event(
+                    StreamMarkPlayed(self.stream_id, name, self._next_sequence())
+                )
+            )
+
+    async def _play(self) -> None:
+        """Play 20 ms of queued audio every 20 ms; marks fire when reached."""
+        tick = time.perf_counter()
+        while True:
+            budget = FRAME_BYTES
+            while self.playback.queue and (budget > 0 or isinstance(self.playback.queue[0], str)):
+                head = self.playback.queue[0]
+                if isinstance(head, str):
+                    self.playback.queue.popleft()
+                    await self._echo(head)
+                    continue
+                take = min(budget, len(head))
+                self.playback.played_bytes += take
+                budget -= take
+                if take == len(head):
+                    self.playback.queue.popleft()
+                else:
+                    self.playback.queue[0] = head[take:]
+            tick += 0.02
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
