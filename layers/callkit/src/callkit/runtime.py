@@ -121,6 +121,9 @@ class AgentRuntime:
                 timer=LoopCallTimer(self._end_call),
             )
         self._stream_pipeline = stream_pipeline or self._default_pipeline
+        from callkit.net.http1 import HTTPClient
+
+        self._http = HTTPClient(connect_timeout=3.0, read_timeout=10.0)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -149,7 +152,12 @@ class AgentRuntime:
         from callkit.stream.pipelines import pipeline_for
 
         return pipeline_for(
-            admitted, model=self._model_for(admitted.interface), store=self.store, telemetry=self.telemetry
+            admitted,
+            model=self._model_for(admitted.interface),
+            store=self.store,
+            telemetry=self.telemetry,
+            credentials=self.switchboard.credentials,
+            http=self._http,
         )
 
     async def _end_call(self, call_id: str) -> None:
@@ -251,4 +259,5 @@ class AgentRuntime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._http.aclose()
         self._socket.close()

@@ -1,17 +1,20 @@
 """Deepgram live transcription: configuration and the listen URL (ai-providers.md §1).
 
-This object is a configuration. Every call opens its own socket from it (DESIGN §1); the client
-arrives with the media server.
+This object is a configuration. Every call opens its own socket from it (DESIGN §1) with
+``session()``; the client is ``callkit.stt.deepgram_session`` (needs ``websockets``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode
 
 from callkit._env import masked, resolve
 from callkit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from callkit.stt.deepgram_session import DeepgramSession, SessionPolicy
 
 ENV_DEEPGRAM_API_KEY: Final = "DEEPGRAM_API_KEY"
 DEEPGRAM_LISTEN_URL: Final = "wss://api.deepgram.com/v1/listen"
@@ -76,6 +79,25 @@ class DeepgramSTT:
             params.append(("utterance_end_ms", str(self.utterance_end_ms)))
         params.extend(("keyterm", term) for term in self.keyterms)
         return f"{self.base_url}?{urlencode(params)}"
+
+    def session(
+        self,
+        *,
+        encoding: str = "mulaw",
+        sample_rate: int = 8000,
+        channels: int = 1,
+        policy: SessionPolicy | None = None,
+    ) -> DeepgramSession:
+        """A new, unstarted session for one call (``await session.start()`` or ``async with``)."""
+        from callkit.stt.deepgram_session import DeepgramSession, SessionPolicy
+
+        return DeepgramSession(
+            self,
+            encoding=encoding,
+            sample_rate=sample_rate,
+            channels=channels,
+            policy=policy or SessionPolicy(),
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,16 +1,20 @@
 """Cartesia streaming TTS: configuration and request shapes (ai-providers.md §2).
 
-This object is a configuration; every call opens its own socket from it. The client arrives with
-the media server.
+This object is a configuration; every call opens its own socket from it with ``session()``: the
+client is ``callkit.tts.cartesia_session`` (needs ``websockets``), the messages ``cartesia_protocol``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from callkit._env import masked, resolve
 from callkit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from callkit.tts.cartesia_protocol import Encoding, SampleRate
+    from callkit.tts.cartesia_session import CartesiaSession
 
 ENV_CARTESIA_API_KEY: Final = "CARTESIA_API_KEY"
 CARTESIA_TTS_URL: Final = "wss://api.cartesia.ai/tts/websocket"
@@ -53,6 +57,20 @@ class CartesiaTTS:
         if not self.voice_id:
             raise ConfigurationError("CartesiaTTS needs voice_id= (a voice UUID from the Cartesia console)")
         return self.voice_id
+
+    def session(
+        self,
+        *,
+        encoding: Encoding = "pcm_mulaw",
+        sample_rate: SampleRate = 8000,
+        add_timestamps: bool = False,
+    ) -> CartesiaSession:
+        """A new, unconnected session for one call (``await session.connect()`` or ``async with``)."""
+        from callkit.tts.cartesia_session import CartesiaSession
+
+        return CartesiaSession(
+            self, encoding=encoding, sample_rate=sample_rate, add_timestamps=add_timestamps
+        )
 
     def __repr__(self) -> str:
         return (

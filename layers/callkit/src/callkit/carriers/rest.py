@@ -1,0 +1,55 @@
+"""Hanging up a live call through the carrier's REST API (twilio.md §6, plivo.md §6), sans-I/O.
+
+``hangup_request`` builds the request; ``callkit.stream.hangup`` sends it. A call that is already
+over answers 404 on both APIs: that is success for a hang-up.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import quote, urlencode
+
+TWILIO_API: Final = "https://api.twilio.com"
+PLIVO_API: Final = "https://api.plivo.com"
+
+
+@dataclass(frozen=True, slots=True)
+class RestRequest:
+    method: Literal["POST", "DELETE"]
+    url: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def hangup_request(
+    carrier: Literal["twilio", "plivo"],
+    *,
+    account_id: str,
+    auth_token: str,
+    call_id: str,
+    base_url: str | None = None,
+) -> RestRequest:
+    if carrier == "twilio":
+        url = f"{base_url or TWILIO_API}/2010-04-01/Accounts/{quote(account_id, safe='')}/Calls/{quote(call_id, safe='')}.json"
+        return RestRequest(
+            "POST",
+            url,
+            {
+                "Authorization": _basic(account_id, auth_token),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            urlencode({"Status": "completed"}).encode(),
+        )
+    url = f"{base_url or PLIVO_API}/v1/Account/{quote(account_id, safe='')}/Call/{quote(call_id, safe='')}/"
+    return RestRequest("DELETE", url, {"Authorization": _basic(account_id, auth_token)})
+
+
+def hangup_succeeded(status: int) -> bool:
+    """2xx, or 404 for a call that is already over (treated as done)."""
+    return 200 <= status < 300 or status == 404

@@ -1,0 +1,39 @@
+"""Ending a call through the carrier's REST API (used at max duration and after a failure)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final
+
+from callkit.carriers.rest import hangup_request, hangup_succeeded
+from callkit.errors import CallkitError, ServiceError
+
+if TYPE_CHECKING:
+    from callkit.interface import CallInterface
+    from callkit.net.http1 import HTTPClient
+
+#: Override the carriers' API base URLs (a local fake in tests and the demo).
+ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
+ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
+
+
+async def hang_up(client: HTTPClient, interface: CallInterface, call_id: str, *, auth_token: str) -> None:
+    """Hang up ``call_id``; a call already over counts as done. Raises ``ServiceError`` otherwise."""
+    base = os.environ.get(ENV_TWILIO_API_URL if interface.provider == "twilio" else ENV_PLIVO_API_URL) or None
+    request = hangup_request(
+        interface.provider,
+        account_id=interface.credentials.account_id,
+        auth_token=auth_token,
+        call_id=call_id,
+        base_url=base,
+    )
+    try:
+        async with client.stream(
+            request.method, request.url, request.headers, request.body or None
+        ) as response:
+            await response.aread()
+            status = response.status
+    except CallkitError as exc:
+        raise ServiceError(f"{interface.provider} hang-up request failed", retryable=True) from exc
+    if not hangup_succeeded(status):
+        raise ServiceError(f"{interface.provider} hang-up answered HTTP {status}", retryable=status >= 500)
