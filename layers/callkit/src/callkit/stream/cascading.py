@@ -294,14 +294,17 @@ class CascadingCall:
             if rest := chunker.flush():
                 yield rest
 
-        first = await self._speak(number, pieces())
-        if completed:
-            self.history[-1:] = completed[0].new_messages
-        spoken = completed[0].assistant_text if completed else ""
-        from callkit.llm.protocol import to_wire
+        first: float | None = None
+        try:
+            first = await self._speak(number, pieces())
+        finally:  # recorded even when cut short (a barge-in, the caller hanging up)
+            if completed:
+                self.history[-1:] = completed[0].new_messages
+            from callkit.llm.protocol import to_wire
 
-        wire = to_wire(completed[0].new_messages) if completed else [{"role": "user", "content": text}]
-        self._record(number, kind, text, spoken, wire, [], started, first)
+            spoken = completed[0].assistant_text if completed else ""
+            wire = to_wire(completed[0].new_messages) if completed else [{"role": "user", "content": text}]
+            self._record(number, kind, text, spoken, wire, [], started, first)
         for action in actions:
             await self._perform(action)
 
@@ -393,6 +396,11 @@ class CascadingCall:
             self.telemetry.warning("transfer requested on a stream call: not supported yet; continuing")
 
     async def _say_and_hang_up(self, text: str, reason: str) -> None:
+        # Our own decision, not a barge-in: drop what is queued and start the machine afresh, so the
+        # closing words are not an "illegal second reply" while the old one still plays.
+        await self._cancel_turn()
+        await self._send(self.carrier.encode_clear(self.stream_id))
+        self.machine = BargeIn(self.machine.policy)
         await self._start_fixed(text, kind="prompt")
         if self._turn is not None:
             with contextlib.suppress(asyncio.CancelledError, CallkitError):

@@ -49,7 +49,9 @@ class FakeCarrierApi:
 
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(self._app, log_level="warning", lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(self._app, log_level="warning", lifespan="off", interface="asgi3")
+        )
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.01)

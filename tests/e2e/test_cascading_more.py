@@ -1,0 +1,178 @@
+"""Cascading calls: concurrency (2 and 20 calls), max duration, provider failure, DynamoDB state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from callkit import AgentRuntime, CallInterface, CartesiaTTS, DeepgramSTT
+from callkit.aws.dynamodb import DynamoDBClient
+from callkit.carriers._types import PlayAudio
+from callkit.examples import support_agent
+from callkit.llm.openai_chat import OpenAIChatModel
+from callkit.store import DynamoDBCallStore, create_table
+from callkit.store._base import CallStore
+from callkit.testing import SimulatedCarrier
+from callkit.testing.carrier_api import FakeCarrierApi
+from callkit.testing.cartesia import FakeCartesia
+from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY, FakeDeepgram, Segment
+from callkit.testing.openai_chat import ScriptedChatServer, support_script
+from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
+
+ACCOUNT = "AC" + "2" * 32
+NUMBER = "+15550005001"
+
+
+def per_call(segment: Segment) -> str:
+    """Each connection (call) asks about its own order: 1001, 1002, 1003, 1001, ..."""
+    return f"Where is my order {1001 + segment.connection % 3}?"
+
+
+@dataclass
+class World:
+    runtime: AgentRuntime
+    carrier: SimulatedCarrier
+    deepgram: FakeDeepgram
+    cartesia: FakeCartesia
+    api: FakeCarrierApi
+    store: CallStore
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallStore]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
+    create_table(client, "calls")  # type: ignore[arg-type]
+    yield DynamoDBCallStore("calls", client)  # type: ignore[arg-type]
+    server.stop()
+
+
+@contextlib.asynccontextmanager
+async def world(store: CallStore, monkeypatch: pytest.MonkeyPatch, **options: object) -> AsyncIterator[World]:
+    async with (
+        ScriptedChatServer(support_script) as llm,
+        FakeDeepgram(options.pop("script", per_call)) as deepgram,  # type: ignore[arg-type]
+        FakeCartesia(**options.pop("cartesia", {})) as cartesia,  # type: ignore[arg-type]
+        FakeCarrierApi({ACCOUNT: "carrier-token"}) as api,
+    ):
+        monkeypatch.setenv("CALLKIT_TWILIO_API_URL", api.base_url)
+        interface = CallInterface(
+            agent=support_agent,
+            provider="twilio",
+            phone_number=NUMBER,
+            account_sid=ACCOUNT,
+            auth_token="carrier-token",
+            pipeline="cascading",
+            welcome_message="Hello!",
+            stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram.base_url),
+            tts=CartesiaTTS(api_key="k", voice_id="v", base_url=cartesia.base_url),
+            **options,  # type: ignore[arg-type]
+        )
+        model = OpenAIChatModel("gpt-4o-mini", base_url=llm.base_url, api_key="test")
+        async with (
+            AgentRuntime(interfaces=[interface], port=0, store=store, model=model) as runtime,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            carrier = SimulatedCarrier(
+                "twilio", base_url=runtime.url, auth_token="carrier-token", account_id=ACCOUNT, client=http
+            )
+            yield World(runtime, carrier, deepgram, cartesia, api, store)
+
+
+async def open_stream(w: World) -> tuple[str, SimulatedMediaStream]:
+    request = w.carrier.incoming_call(to=NUMBER)
+    call_id = request.form["CallSid"][0]
+    answer = (await w.carrier.send(request)).answer
+    assert answer is not None
+    stream = SimulatedMediaStream(
+        answer, provider="twilio", call_id=call_id, account_id=ACCOUNT, auth_token="carrier-token"
+    )
+    await stream.connect()
+    return call_id, stream
+
+
+async def wait_for(condition: object, limit: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # type: ignore[operator]  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert condition()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("calls", [2, 20])
+def test_concurrent_calls_never_cross(
+    calls: int, dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        async with world(dynamodb, monkeypatch) as w:
+            opened = [await open_stream(w) for _ in range(calls)]
+
+            async def converse(call_id: str, stream: SimulatedMediaStream) -> None:
+                await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+                await stream.say(silence(400) + speech(700) + silence(900))
+                await wait_for(lambda: any(t.kind == "prompt" for t in w.store.list_turns(call_id)), 30)
+                await stream.hang_up()
+
+            await asyncio.gather(*(converse(call_id, stream) for call_id, stream in opened))
+            assert len(w.deepgram.connections) == calls, "one STT socket per call"
+            assert len(w.cartesia.connections) == calls, "one TTS socket per call"
+            for call_id, _ in opened:
+                turns = [t for t in w.store.list_turns(call_id) if t.kind == "prompt"]
+                assert len(turns) == 1, [
+                    (t.kind, t.caller_text, t.assistant_text[:30], t.interrupted)
+                    for t in w.store.list_turns(call_id)
+                ]
+                asked = turns[0].caller_text.split()[-1].rstrip("?")
+                messages = json.loads(turns[0].messages)
+                assert any(asked in json.dumps(m) for m in messages if m["role"] == "tool"), (asked, messages)
+                record = w.store.get_call(call_id)
+                assert record is not None and record.stream_id is not None
+
+    asyncio.run(scenario())
+
+
+def test_max_call_duration_says_goodbye_and_hangs_up(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        async with world(dynamodb, monkeypatch, max_call_duration_seconds=3) as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)  # a silent caller
+            assert w.api.hangups[0].body == b"Status=completed"
+            texts = [c.transcript for c in w.cartesia.contexts().values()]
+            assert any("time limit" in t for t in texts)
+            await stream.hang_up()
+
+    asyncio.run(scenario())
+
+
+def test_a_provider_failure_ends_with_an_apology(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        async with world(
+            dynamodb, monkeypatch, script=["Where is my order 1001?"], cartesia={"error_on_context": 2}
+        ) as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+            await stream.say(silence(300) + speech(700) + silence(900))
+            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)
+            texts = [c.transcript for c in w.cartesia.contexts().values()]
+            assert any("technical trouble" in t for t in texts), texts
+            await stream.hang_up()
+
+    asyncio.run(scenario())
