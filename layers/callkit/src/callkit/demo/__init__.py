@@ -4,6 +4,8 @@
    signed webhooks, the answers they get, a retried webhook, forged requests refused, status
    callbacks.
 2. ``managed``: one whole managed call through ConversationRelay, turn by turn with latencies.
+3. ``cascading``: a call over Media Streams through Deepgram, the agent and Cartesia (loopback
+   fakes), with a barge-in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import sys
 from typing import TextIO
 
+from callkit.demo.cascading import run_cascading
 from callkit.demo.managed import run_managed
 from callkit.demo.webhooks import run_webhooks
 
@@ -21,6 +24,7 @@ async def run(out: TextIO = sys.stdout) -> int:
     """The whole demo; 0 when every step behaved as expected."""
     status = await run_webhooks(out)
     status |= await run_managed(out)
+    status |= await run_cascading(out)
     out.write(
         f"\n{'demo finished: every step as expected' if status == 0 else 'demo finished with failures'}\n"
     )

@@ -294,9 +294,9 @@ class CascadingCall:
             if rest := chunker.flush():
                 yield rest
 
-        first: float | None = None
+        first: list[float] = []  # filled by _speak as the first audio goes out, even if cut short
         try:
-            first = await self._speak(number, pieces())
+            await self._speak(number, pieces(), first=first)
         finally:  # recorded even when cut short (a barge-in, the caller hanging up)
             if completed:
                 self.history[-1:] = completed[0].new_messages
@@ -304,11 +304,18 @@ class CascadingCall:
 
             spoken = completed[0].assistant_text if completed else ""
             wire = to_wire(completed[0].new_messages) if completed else [{"role": "user", "content": text}]
-            self._record(number, kind, text, spoken, wire, [], started, first)
+            self._record(number, kind, text, spoken, wire, [], started, first[0] if first else None)
         for action in actions:
             await self._perform(action)
 
-    async def _speak(self, number: int, pieces: AsyncIterator[str], *, known_text: str = "") -> float | None:
+    async def _speak(
+        self,
+        number: int,
+        pieces: AsyncIterator[str],
+        *,
+        known_text: str = "",
+        first: list[float] | None = None,
+    ) -> float | None:
         """Speak a turn; returns ms to the first audio piece sent (``None`` if none)."""
         turn = self._turn
         reply = self.tts.new_reply()
@@ -316,7 +323,7 @@ class CascadingCall:
             turn.reply = reply
         await self._act(AgentStarted(number, known_text))
         started = self._clock()
-        first: list[float] = []
+        first = [] if first is None else first
         sender = asyncio.create_task(self._play(number, reply, started, first))
         try:
             async for piece in pieces:

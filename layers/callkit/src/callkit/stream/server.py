@@ -70,7 +70,8 @@ class StarletteLink:
     async def close(self, code: int = 1000) -> None:
         if not self.closed:
             self.closed = True
-            with contextlib.suppress(RuntimeError, OSError):
+            # The peer may be gone already (Starlette raises WebSocketDisconnect then).
+            with contextlib.suppress(Exception):
                 await self._socket.close(code)
 
 
