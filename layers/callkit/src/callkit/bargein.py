@@ -70,6 +70,7 @@ from callkit.playback import PlaybackLedger
 
 __all__ = [
     "BACKCHANNELS",
+    "THRESHOLDS",
     "Action",
     "AgentFinished",
     "AgentPieceSent",
@@ -351,6 +352,7 @@ class Phase(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Candidate:
     started_at: float
+    """Speech onset (reaction-time metrics start here)."""
     last_speech_at: float
     speech_ms: float
     final_text: str = ""

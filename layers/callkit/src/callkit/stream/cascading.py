@@ -324,10 +324,12 @@ class CascadingCall:
         await self._act(AgentStarted(number, known_text))
         started = self._clock()
         first = [] if first is None else first
-        sender = asyncio.create_task(self._play(number, reply, started, first))
+        text_sent = [0]  # characters handed to the TTS so far: marks never point past them
+        sender = asyncio.create_task(self._play(number, reply, started, first, text_sent))
         try:
             async for piece in pieces:
                 await self._act(AgentText(piece))
+                text_sent[0] += len(piece)
                 await reply.send(piece)
             await self._act(AgentText("", final=True))
             await reply.end()
@@ -342,7 +344,9 @@ class CascadingCall:
                 sender.cancel()
         return first[0] if first else None
 
-    async def _play(self, number: int, reply: CartesiaReply, started: float, first: list[float]) -> None:
+    async def _play(
+        self, number: int, reply: CartesiaReply, started: float, first: list[float], text_sent: list[int]
+    ) -> None:
         buffered, sent_ms, piece = b"", 0.0, 0
 
         async def send_piece(audio: bytes) -> None:
@@ -354,7 +358,7 @@ class CascadingCall:
             await self._send(self.carrier.encode_mark(self.stream_id, mark))
             if not first:
                 first.append((self._clock() - started) * 1000)
-            await self._act(AgentPieceSent(mark, int(sent_ms / MS_PER_CHAR), sent_ms))
+            await self._act(AgentPieceSent(mark, min(int(sent_ms / MS_PER_CHAR), text_sent[0]), sent_ms))
 
         async for audio in reply.audio():
             buffered += audio

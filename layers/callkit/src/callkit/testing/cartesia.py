@@ -39,6 +39,7 @@ import base64
 import functools
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -102,6 +103,8 @@ class RecordedContext:
     error_sent: FakeError | None = None
     chunks_sent: int = 0
     audio_bytes_sent: int = 0
+    #: ``time.perf_counter()`` when the first request of the context arrived (benchmarks).
+    first_request_at: float | None = None
 
     @property
     def transcript(self) -> str:
@@ -443,7 +446,7 @@ class _Connection:
             context.pieces.put_nowait(None)
 
     async def _open(self, context_id: str, request: dict[str, Any], fixed: dict[str, Any]) -> _Context | None:
-        record = RecordedContext(context_id)
+        record = RecordedContext(context_id, first_request_at=time.perf_counter())
         self.record.contexts[context_id] = record
         output, voice = request["output_format"], request["voice"]
         speed = (request.get("generation_config") or {}).get("speed", 1.0)

@@ -27,6 +27,7 @@ Speech detection is a few lines of pure Python (a μ-law magnitude table), not `
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from array import array
 from collections.abc import Callable, Sequence
@@ -127,6 +128,7 @@ class FakeConnection:
     empty_frames: int = 0
     received_text: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # perf_counter() of each sent message
     keepalives: int = 0
     finalizes: int = 0
     close_streams: int = 0
@@ -454,6 +456,7 @@ class FakeDeepgram:
         for event in events:
             text = encode_event(event, request_id=conn.request_id)
             conn.sent.append(text)
+            conn.sent_at.append(time.perf_counter())
             await ws.send(text)
 
     async def _close(self, ws: ServerConnection, conn: FakeConnection, code: int, reason: str) -> None:
