@@ -45,6 +45,7 @@ from callkit.bargein import (
     StartTurn,
     Tick,
     TruncateReply,
+    deadline,
 )
 from callkit.carriers._types import StreamCleared, StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
 from callkit.conversation import ActionRequested, Speech, TurnCompleted, run_turn
@@ -109,6 +110,13 @@ class CascadingCall:
         self._ended = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing of ours is playing (the machine is IDLE)
         self._end_reason = "caller hung up"
+        # Measurements (logged, and read by bench/media.py): caller frames from speech onset to a
+        # clear (audio time), and the caller's utterance → the reply's first TTS request.
+        self._frames = 0
+        self._speech_from: int | None = None
+        self._utterance_at: float | None = None
+        self.barge_in_ms: list[float] = []
+        self.eou_to_tts_ms: list[float] = []
 
     # --- the call ------------------------------------------------------------------------------
 
@@ -165,6 +173,11 @@ class CascadingCall:
             if isinstance(event, StreamMedia):
                 await self.stt.send_audio(event.audio)
                 decision = self._vad.process(self._decode(event.audio))
+                self._frames += 1
+                if not decision.is_speech:
+                    self._speech_from = None
+                elif self._speech_from is None:
+                    self._speech_from = self._frames
                 await self._act(CallerVad(decision.is_speech))
             elif isinstance(event, StreamMarkPlayed):
                 await self._act(MarkPlayed(event.name))
@@ -184,14 +197,18 @@ class CascadingCall:
                 if isinstance(event, Interim):
                     await self._act(CallerWords(event.text))
                 elif isinstance(event, Utterance):
+                    self._utterance_at = self._clock()
                     await self._act(CallerUtterance(event.text))
         except ServiceError:
             self.telemetry.error("speech recognition failed", exc_info=True)
             await self._fail()
 
     async def _ticks(self) -> None:
+        # Caller frames (50 a second) already carry the time to the machine; a Tick is only needed
+        # for a timer of its own that falls between them, so sleep until the machine's deadline.
         while True:
-            await asyncio.sleep(0.02)
+            due = deadline(self.machine.state)
+            await asyncio.sleep(0.1 if due is None else min(max(due - self._clock(), 0.0), 0.1))
             await self._act(Tick())
 
     async def _deadline(self, at: float) -> None:
@@ -212,6 +229,9 @@ class CascadingCall:
             if isinstance(action, ClearPlayback):
                 await self._send(self.carrier.encode_clear(self.stream_id))
                 self.telemetry.count("BargeIns")
+                if self._speech_from is not None:  # audio time from the caller's speech onset
+                    self.barge_in_ms.append((self._frames - self._speech_from + 1) * 20.0)
+                    self.telemetry.info("barge-in", reaction_ms=self.barge_in_ms[-1])
             elif isinstance(action, CancelSpeech):
                 await self._cancel_turn(action.turn)
             elif isinstance(action, TruncateReply):
@@ -330,6 +350,10 @@ class CascadingCall:
             async for piece in pieces:
                 await self._act(AgentText(piece))
                 text_sent[0] += len(piece)
+                if self._utterance_at is not None:  # the first words of the answer to an utterance
+                    self.eou_to_tts_ms.append((self._clock() - self._utterance_at) * 1000)
+                    self.telemetry.info("answer started", eou_to_tts_ms=round(self.eou_to_tts_ms[-1], 3))
+                    self._utterance_at = None
                 await reply.send(piece)
             await self._act(AgentText("", final=True))
             await reply.end()

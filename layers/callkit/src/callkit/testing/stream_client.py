@@ -116,6 +116,7 @@ class SimulatedMediaStream:
         self.received: list[object] = []
         self.clears = 0
         self.clear_times: list[float] = []
+        self.clear_audio_ms: list[int] = []  # how much caller audio had been sent when each clear came
         self.closed: asyncio.Event = asyncio.Event()
         self.close_code: int | None = None
 
@@ -203,6 +204,11 @@ class SimulatedMediaStream:
     # --- what we hear -------------------------------------------------------------------------
 
     @property
+    def sent_ms(self) -> int:
+        """Caller audio sent so far, in ms (the stream's own audio clock)."""
+        return self._sent_ms
+
+    @property
     def heard_ms(self) -> float:
         return self.playback.played_bytes / 8
 
@@ -232,6 +238,7 @@ class SimulatedMediaStream:
     async def _clear(self) -> None:
         self.clears += 1
         self.clear_times.append(time.perf_counter())
+        self.clear_audio_ms.append(self._sent_ms)
         pending = [item for item in self.playback.queue if isinstance(item, str)]
         self.playback.queue.clear()
         if self.provider == "twilio":  # Twilio echoes the marks of discarded audio at once

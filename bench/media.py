@@ -1,0 +1,301 @@
+"""Benchmark: the media server under N concurrent cascading calls (zero-latency fakes).
+
+    uv run python bench/media.py --calls 1 10 50 100
+
+Two processes so the server's own cost can be read: the **server** (``AgentRuntime`` serving the
+stream path, the same admission and ``CascadingCall`` as the container; in-memory store) and the
+**load** (this process): the simulated carrier's streams, FakeDeepgram, FakeCartesia and the
+scripted model, all on loopback and answering at once. Each call: connect, hear the greeting,
+1 s of silence, a 0.8 s question (Deepgram's final arrives after its 300 ms endpointing), the
+answer plays, the caller talks over it (0.4 s), then silence to the end; 50 caller frames a second
+in real time throughout.
+
+Reported, from the server process (``/proc``): CPU per call (% of one core, over the window when
+all N calls stream) and memory per call (RSS growth over an idle baseline, divided by N); from
+the fakes: frames lost (caller frames sent − frames Deepgram received), barge-in reaction (caller
+audio sent between the barge-in's speech onset and the ``clear``, i.e. in audio time) and end of
+utterance → first TTS request (Deepgram's ``speech_final`` leaves the fake → the reply's first
+Cartesia request arrives; the model answers instantly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stats import percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = "+15550007001"
+TOKEN = "bench-carrier-token"
+ACCOUNT = "AC" + "7" * 32
+
+
+def serve(port: int, deepgram: str, cartesia: str, model: str) -> None:
+    """The server process: one cascading interface pointed at the load process's fakes."""
+    from callkit import AgentRuntime, CallInterface, CartesiaTTS, DeepgramSTT
+    from callkit.examples import support_agent
+    from callkit.llm.openai_chat import OpenAIChatModel
+    from callkit.store.memory import MemoryCallStore
+    from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY
+
+    interface = CallInterface(
+        agent=support_agent,
+        provider="twilio",
+        phone_number=NUMBER,
+        account_sid=ACCOUNT,
+        auth_token=TOKEN,
+        pipeline="cascading",
+        welcome_message="Hello!",
+        interrupt_sensitivity="high",
+        stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram),
+        tts=CartesiaTTS(api_key="bench", voice_id="bench", base_url=cartesia),
+    )
+
+    from callkit.llm.protocol import Finished, TextDelta
+
+    class InstantModel:
+        """Zero latency: the whole reply streams the moment it is asked for (in-process)."""
+
+        async def stream(self, messages: Any, tools: Any, **_: Any) -> Any:
+            for word in [
+                "Hi!",
+                "I",
+                "can",
+                "check",
+                "on",
+                "an",
+                "order",
+                "or",
+                "connect",
+                "you",
+                "with",
+                "a",
+                "person.",
+                "What",
+                "can",
+                "I",
+                "do",
+                "for",
+                "you?",
+            ]:
+                yield TextDelta(word + " ")
+            yield Finished("stop", None)
+
+    from callkit.telemetry import StdlibTelemetry
+
+    class Measurements(StdlibTelemetry):
+        """Prints the pipeline's own measurements for the load process to collect."""
+
+        def info(self, message: str, **fields: Any) -> None:
+            if "reaction_ms" in fields or "eou_to_tts_ms" in fields:
+                print("STAT", json.dumps(fields), flush=True)
+
+    async def main() -> None:
+        model_client = (
+            InstantModel()
+            if model == "instant"
+            else OpenAIChatModel("gpt-4o-mini", base_url=model, api_key="bench")
+        )
+        runtime = AgentRuntime(
+            interfaces=[interface],
+            port=port,
+            store=MemoryCallStore(),
+            model=model_client,
+            telemetry=Measurements(),
+        )
+        async with runtime:
+            print("READY", runtime.url, flush=True)
+            await asyncio.Event().wait()
+
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(main())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+STATS: list[dict[str, float]] = []
+
+
+def collect(stream: Any) -> None:
+    """Read the server's STAT lines (a thread: the server writes them as calls run)."""
+    for line in stream:
+        if line.startswith("STAT "):
+            STATS.append(json.loads(line[5:]))
+
+
+async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) -> dict[str, Any]:
+    import httpx
+
+    from callkit.carriers._types import PlayAudio
+    from callkit.testing import SimulatedCarrier
+    from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
+
+    async with httpx.AsyncClient(timeout=20) as http:
+        carrier = SimulatedCarrier("twilio", base_url=url, auth_token=TOKEN, account_id=ACCOUNT, client=http)
+        streams: list[SimulatedMediaStream] = []
+        dg_before, tts_before = len(deepgram.connections), len(cartesia.connections)
+        for _ in range(n):  # one at a time, so the fakes' connection order is the calls' order
+            request = carrier.incoming_call(to=NUMBER)
+            answer = (await carrier.send(request)).answer
+            assert answer is not None
+            stream = SimulatedMediaStream(
+                answer,
+                provider="twilio",
+                call_id=request.form["CallSid"][0],
+                account_id=ACCOUNT,
+                auth_token=TOKEN,
+            )
+            await stream.connect()
+            streams.append(stream)
+        onsets: dict[int, int] = {}
+
+        async def caller(index: int, stream: SimulatedMediaStream) -> None:
+            await stream.say(silence(1000) + speech(800) + silence(700))
+            while not any(isinstance(c, PlayAudio) for c in stream.received[5:]):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await stream.say(silence(200))
+            onsets[index] = stream.sent_ms
+            await stream.say(speech(400) + silence(2400))
+
+        STATS.clear()
+        cpu0, wall0, rss_peak = cpu_seconds(pid), time.perf_counter(), 0
+
+        async def sample() -> None:
+            nonlocal rss_peak
+            while True:
+                rss_peak = max(rss_peak, rss_bytes(pid))
+                await asyncio.sleep(0.2)
+
+        sampler = asyncio.create_task(sample())
+        await asyncio.gather(*(caller(i, s) for i, s in enumerate(streams)))
+        cpu1, wall1 = cpu_seconds(pid), time.perf_counter()
+        sampler.cancel()
+        sent_frames = [s.sent_ms // 20 for s in streams]
+        for stream in streams:
+            await stream.hang_up()
+        await asyncio.sleep(0.5)
+        received = [c.audio_frames for c in deepgram.connections[dg_before:]]
+        reactions = [
+            s.clear_audio_ms[0] - onsets[i] for i, s in enumerate(streams) if s.clear_audio_ms and i in onsets
+        ]
+        eou = []
+        for conn_dg, conn_tts in zip(
+            deepgram.connections[dg_before:], cartesia.connections[tts_before:], strict=False
+        ):
+            finals = [
+                t
+                for text, t in zip(conn_dg.sent, conn_dg.sent_at, strict=False)
+                if '"speech_final":true' in text
+            ]
+            starts = sorted(c.first_request_at for c in conn_tts.contexts.values() if c.first_request_at)
+            for final in finals[:1]:
+                later = [t for t in starts if t > final]
+                if later:
+                    eou.append((later[0] - final) * 1000)
+        server_barge = [x["reaction_ms"] for x in STATS if "reaction_ms" in x]
+        server_eou = [x["eou_to_tts_ms"] for x in STATS if "eou_to_tts_ms" in x]
+
+        def spread(values: list[float]) -> dict[str, float] | None:
+            if not values:
+                return None
+            return {q: round(percentile(values, p), 2) for q, p in (("p50", 0.5), ("p90", 0.9), ("max", 1.0))}
+
+        return {
+            "calls": n,
+            "server_barge_in_ms": spread(server_barge),
+            "server_eou_to_tts_ms": spread(server_eou),
+            "cpu_percent_per_call": round(100 * (cpu1 - cpu0) / (wall1 - wall0) / n, 3),
+            "rss_peak_mb": round(rss_peak / 2**20, 1),
+            "frames_sent": sum(sent_frames),
+            "frames_lost": sum(sent_frames) - sum(received),
+            "barge_in_ms": {
+                q: percentile([float(r) for r in reactions], p)
+                for q, p in (("p50", 0.5), ("p90", 0.9), ("max", 1.0))
+            }
+            if reactions
+            else None,
+            "barge_ins": f"{len(reactions)}/{n}",
+            "eou_to_tts_ms": {q: round(percentile(eou, p), 2) for q, p in (("p50", 0.5), ("p90", 0.9))}
+            if eou
+            else None,
+        }
+
+
+async def bench(calls: list[int]) -> list[dict[str, Any]]:
+    from callkit.testing.cartesia import FakeCartesia
+    from callkit.testing.deepgram import FakeDeepgram, Segment
+
+    def line(segment: Segment) -> str:
+        return "Hello, is anyone there?" if segment.index == 0 else "Wait."
+
+    async with FakeDeepgram(line) as deepgram, FakeCartesia() as cartesia:
+        port = 0  # the server picks a free port and prints its URL
+        server = subprocess.Popen(  # noqa: ASYNC220 - started once; its pipe is read in a thread
+            [sys.executable, __file__, "--serve", str(port), deepgram.base_url, cartesia.base_url, "instant"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        try:
+            assert server.stdout is not None
+            ready = await asyncio.to_thread(server.stdout.readline)
+            url = ready.split()[1]
+            import threading
+
+            threading.Thread(target=collect, args=(server.stdout,), daemon=True).start()
+            await run_calls(1, url, server.pid, deepgram, cartesia)  # warm-up: first-use imports, pools
+            baseline = rss_bytes(server.pid)
+            results = []
+            for n in calls:
+                result = await run_calls(n, url, server.pid, deepgram, cartesia)
+                result["rss_per_call_mb"] = round((result["rss_peak_mb"] * 2**20 - baseline) / n / 2**20, 2)
+                result["rss_baseline_mb"] = round(baseline / 2**20, 1)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+            return results
+        finally:
+            server.terminate()
+            server.wait(10)
+            if server.stdout is not None:
+                server.stdout.close()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 10, 50, 100])
+    args = parser.parse_args()
+    results = asyncio.run(bench(args.calls))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "media.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
