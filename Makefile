@@ -46,6 +46,7 @@ deploy: build
 bench: setup
 	$(UV_RUN) python bench/webhook.py
 	$(UV_RUN) python bench/relay.py
+	$(UV_RUN) python bench/media.py
 
 format: setup
 	$(UV_RUN) ruff format .
