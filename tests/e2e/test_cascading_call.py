@@ -17,7 +17,7 @@ from callkit.carriers._types import ClearAudio, PlaceMark, PlayAudio
 from callkit.examples import support_agent
 from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.llm.protocol import Message, UserMessage
-from callkit.store.memory import MemoryCallStore
+from callkit.store._base import CallStore
 from callkit.testing import SimulatedCarrier
 from callkit.testing.carrier_api import FakeCarrierApi
 from callkit.testing.cartesia import FakeCartesia
@@ -46,8 +46,10 @@ async def until(condition: object, limit: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("provider", ["twilio", "plivo"])
-def test_cascading_call(provider: Literal["twilio", "plivo"], monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryCallStore()
+def test_cascading_call(
+    provider: Literal["twilio", "plivo"], dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = dynamodb
     account = "AC" + "1" * 32 if provider == "twilio" else "MATESTAUTHID00000001"
 
     async def call() -> None:
@@ -117,6 +119,8 @@ def test_cascading_call(provider: Literal["twilio", "plivo"], monkeypatch: pytes
                 assert any("check_order" in json.dumps(t) for t in [json.loads(x.messages) for x in turns])
                 assert any(t.interrupted and t.heard_text is not None for t in turns), kinds
                 assert tools is not None
+                record = store.get_call(call_id)
+                assert record is not None and record.stream_id == stream.stream_id
         await asyncio.sleep(0)
 
     asyncio.run(call())

@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from callkit import AgentRuntime, CallInterface, CartesiaTTS, DeepgramSTT
-from callkit.aws.dynamodb import DynamoDBClient
 from callkit.carriers._types import PlayAudio
 from callkit.examples import support_agent
 from callkit.llm.openai_chat import OpenAIChatModel
-from callkit.store import DynamoDBCallStore, create_table
 from callkit.store._base import CallStore
 from callkit.testing import SimulatedCarrier
 from callkit.testing.carrier_api import FakeCarrierApi
@@ -43,23 +40,6 @@ class World:
     cartesia: FakeCartesia
     api: FakeCarrierApi
     store: CallStore
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallStore]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
-    create_table(client, "calls")  # type: ignore[arg-type]
-    yield DynamoDBCallStore("calls", client)  # type: ignore[arg-type]
-    server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,29 @@
+"""End-to-end fixtures: DynamoDB on a moto server (what callkit's own client speaks to)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from callkit.aws.dynamodb import DynamoDBClient
+from callkit.store import DynamoDBCallStore, create_table
+from callkit.store._base import CallStore
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallStore]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
+    create_table(client, "calls")  # type: ignore[arg-type]
+    yield DynamoDBCallStore("calls", client)  # type: ignore[arg-type]
+    server.stop()
