@@ -156,3 +156,21 @@ def test_a_provider_failure_ends_with_an_apology(
             await stream.hang_up()
 
     asyncio.run(scenario())
+
+
+def test_a_transfer_redirects_the_twilio_call_to_a_dial(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLKIT_TRANSFER_NUMBER", "+15557654321")
+
+    async def scenario() -> None:
+        async with world(dynamodb, monkeypatch, script=["Can I talk to a person please?"]) as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+            await stream.say(silence(300) + speech(700) + silence(900))
+            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)
+            body = w.api.hangups[0].body.decode()
+            assert body.startswith("Twiml=") and "%3CDial" in body and "%2B15557654321" in body
+            await stream.hang_up()
+
+    asyncio.run(scenario())

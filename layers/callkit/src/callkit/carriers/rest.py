@@ -50,6 +50,22 @@ def hangup_request(
     return RestRequest("DELETE", url, {"Authorization": _basic(account_id, auth_token)})
 
 
+def redirect_request(
+    *, account_id: str, auth_token: str, call_id: str, twiml: str, base_url: str | None = None
+) -> RestRequest:
+    """Twilio: replace the live call's instructions with ``twiml`` (e.g. a ``<Dial>`` to transfer)."""
+    url = f"{base_url or TWILIO_API}/2010-04-01/Accounts/{quote(account_id, safe='')}/Calls/{quote(call_id, safe='')}.json"
+    return RestRequest(
+        "POST",
+        url,
+        {
+            "Authorization": _basic(account_id, auth_token),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        urlencode({"Twiml": twiml}).encode(),
+    )
+
+
 def hangup_succeeded(status: int) -> bool:
     """2xx, or 404 for a call that is already over (treated as done)."""
     return 200 <= status < 300 or status == 404

@@ -427,8 +427,26 @@ class CascadingCall:
         if isinstance(action, EndCall):
             await self._wait_played()
             await self._hang_up("the agent ended the call")
-        else:
-            self.telemetry.warning("transfer requested on a stream call: not supported yet; continuing")
+        elif self.admitted.interface.provider == "twilio":
+            from callkit.stream.hangup import transfer
+
+            await self._wait_played()
+            interface = self.admitted.interface
+            try:
+                await transfer(
+                    self.http,
+                    interface,
+                    self.admitted.call.call_id,
+                    action.to,
+                    auth_token=self.credentials.auth_token(interface),
+                )
+            except CallkitError:
+                self.telemetry.error("transfer failed", exc_info=True)
+                return
+            self.telemetry.count("Transfers")
+            self._end("transferred")
+        else:  # Plivo's transfer API needs a URL serving the new XML: not wired yet
+            self.telemetry.warning("transfer requested on a Plivo stream call: not supported yet")
 
     async def _say_and_hang_up(self, text: str, reason: str) -> None:
         # Our own decision, not a barge-in: drop what is queued and start the machine afresh, so the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Final
 
-from callkit.carriers.rest import hangup_request, hangup_succeeded
+from callkit.carriers.rest import RestRequest, hangup_request, hangup_succeeded, redirect_request
 from callkit.errors import CallkitError, ServiceError
 
 if TYPE_CHECKING:
@@ -17,16 +17,40 @@ ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
 ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
 
 
+def _base(interface: CallInterface) -> str | None:
+    return os.environ.get(ENV_TWILIO_API_URL if interface.provider == "twilio" else ENV_PLIVO_API_URL) or None
+
+
 async def hang_up(client: HTTPClient, interface: CallInterface, call_id: str, *, auth_token: str) -> None:
     """Hang up ``call_id``; a call already over counts as done. Raises ``ServiceError`` otherwise."""
-    base = os.environ.get(ENV_TWILIO_API_URL if interface.provider == "twilio" else ENV_PLIVO_API_URL) or None
     request = hangup_request(
         interface.provider,
         account_id=interface.credentials.account_id,
         auth_token=auth_token,
         call_id=call_id,
-        base_url=base,
+        base_url=_base(interface),
     )
+    await _send(client, interface, request)
+
+
+async def transfer(
+    client: HTTPClient, interface: CallInterface, call_id: str, to: str, *, auth_token: str
+) -> None:
+    """Twilio: move the live call to a ``<Dial>`` of ``to`` (the stream ends with it)."""
+    from callkit.carriers import twilio
+    from callkit.carriers._types import DialAnswer
+
+    request = redirect_request(
+        account_id=interface.credentials.account_id,
+        auth_token=auth_token,
+        call_id=call_id,
+        twiml=twilio.render_answer(DialAnswer(to)),
+        base_url=_base(interface),
+    )
+    await _send(client, interface, request)
+
+
+async def _send(client: HTTPClient, interface: CallInterface, request: RestRequest) -> None:
     try:
         async with client.stream(
             request.method, request.url, request.headers, request.body or None
