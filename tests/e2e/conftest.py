@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,10 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallStore]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    # moto's backends are process-wide, shared by every server in it: start from empty ones.
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=5
+    ).close()
     client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
     create_table(client, "calls")  # type: ignore[arg-type]
     yield DynamoDBCallStore("calls", client)  # type: ignore[arg-type]

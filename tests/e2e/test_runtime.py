@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import urllib.request
 from collections.abc import Iterator
 
 import boto3
@@ -35,6 +36,10 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto's backends are process-wide, shared by every server in it: start from empty ones.
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=5
+    ).close()
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
