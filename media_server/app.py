@@ -69,6 +69,7 @@ def create_media_app(
             telemetry=telemetry,
             credentials=credentials,
             http=http,
+            public_url=settings.public_url,
         )
 
     def route(path: str) -> WebSocketRoute:

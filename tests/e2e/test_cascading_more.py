@@ -174,3 +174,66 @@ def test_a_transfer_redirects_the_twilio_call_to_a_dial(
             await stream.hang_up()
 
     asyncio.run(scenario())
+
+
+def test_a_plivo_transfer_points_plivo_at_our_dial(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plivo's transfer API takes a URL: it fetches our webhook's transfer route, which answers <Dial>."""
+    from urllib.parse import urlsplit
+
+    monkeypatch.setenv("CALLKIT_TRANSFER_NUMBER", "+15557654321")
+    account = "MATESTAUTHID00000009"
+
+    async def scenario() -> None:
+        async with (
+            ScriptedChatServer(support_script) as llm,
+            FakeDeepgram(["Can I talk to a person please?"]) as deepgram,
+            FakeCartesia() as cartesia,
+            FakeCarrierApi({account: "carrier-token"}) as api,
+        ):
+            monkeypatch.setenv("CALLKIT_PLIVO_API_URL", api.base_url)
+            interface = CallInterface(
+                agent=support_agent,
+                provider="plivo",
+                phone_number=NUMBER,
+                auth_id=account,
+                auth_token="carrier-token",
+                pipeline="cascading",
+                welcome_message="Hello!",
+                stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram.base_url),
+                tts=CartesiaTTS(api_key="k", voice_id="v", base_url=cartesia.base_url),
+            )
+            model = OpenAIChatModel("gpt-4o-mini", base_url=llm.base_url, api_key="test")
+            async with (
+                AgentRuntime(interfaces=[interface], port=0, store=dynamodb, model=model) as runtime,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+                carrier = SimulatedCarrier(
+                    "plivo", base_url=runtime.url, auth_token="carrier-token", account_id=account, client=http
+                )
+                request = carrier.incoming_call(to=NUMBER)
+                call_id = request.form["CallUUID"][0]
+                answer = (await carrier.send(request)).answer
+                assert answer is not None
+                stream = SimulatedMediaStream(
+                    answer, provider="plivo", call_id=call_id, account_id=account, auth_token="carrier-token"
+                )
+                await stream.connect()
+                await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+                await stream.say(silence(300) + speech(700) + silence(900))
+                await wait_for(lambda: [h.call_id for h in api.hangups] == [call_id], 15)
+                transfer = json.loads(api.hangups[0].body)
+                assert transfer["legs"] == "aleg" and transfer["aleg_method"] == "POST"
+                # Plivo now fetches the new XML from that URL, signed like any of its requests.
+                parts = urlsplit(transfer["aleg_url"])
+                fetch = carrier.sign(
+                    "POST", f"{parts.path}?{parts.query}", [("CallUUID", call_id), ("To", NUMBER.lstrip("+"))]
+                )
+                reply = await carrier.send(fetch)
+                assert reply.status == 200 and "<Dial" in reply.body and "15557654321" in reply.body
+                forged = await carrier.send(fetch.unsigned())
+                assert forged.status == 403
+                await stream.hang_up()
+
+    asyncio.run(scenario())

@@ -224,6 +224,11 @@ class CallInterface:
         """Where Twilio reports the end of a ConversationRelay session (``<Connect action>``, managed mode)."""
         return f"{self.webhook_path}/relay-ended"
 
+    @property
+    def transfer_path(self) -> str:
+        """Where Plivo fetches the ``<Dial>`` of a call we transfer (stream pipelines, Plivo only)."""
+        return f"{self.webhook_path}/transfer"
+
     def __repr__(self) -> str:
         return (
             f"CallInterface(provider={self.provider!r}, pipeline={self.pipeline!r}, "

@@ -158,6 +158,7 @@ class AgentRuntime:
             telemetry=self.telemetry,
             credentials=self.switchboard.credentials,
             http=self._http,
+            public_url=self.settings.public_url,
         )
 
     async def _end_call(self, call_id: str) -> None:

@@ -79,7 +79,7 @@ class Reply:
     content_type: str = "text/plain; charset=utf-8"
 
 
-RouteKind = Literal["incoming", "status", "relay-ended"]
+RouteKind = Literal["incoming", "status", "relay-ended", "transfer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +164,8 @@ class Switchboard:
             ]
             if interface.pipeline == "managed":
                 paths.append((interface.relay_ended_path, "relay-ended"))
+            if interface.provider == "plivo":
+                paths.append((interface.transfer_path, "transfer"))
             for path, kind in paths:
                 if kinds.setdefault(path, kind) != kind:
                     raise ConfigurationError(f"path {path!r} serves two purposes ({kinds[path]} and {kind})")
@@ -191,6 +193,8 @@ class Switchboard:
             return self._incoming(interface, carrier, params)
         if route.kind == "relay-ended":
             return self._relay_ended(interface, params)
+        if route.kind == "transfer":
+            return self._transfer(interface, carrier, request)
         return self._status(carrier, params)
 
     # --- steps ---------------------------------------------------------------------------------
@@ -319,6 +323,22 @@ class Switchboard:
         self.telemetry.info("relay session ended", session_status=ended.session_status, next=reason)
         self.telemetry.count("Transfers" if reason == "transfer" else "RelaySessionsEnded")
         return Reply(200, twilio.render_answer(answer), twilio.ANSWER_CONTENT_TYPE)
+
+    def _transfer(self, interface: CallInterface, carrier: CarrierFormat, request: SignedRequest) -> Reply:
+        """Plivo fetches the new XML of a call we transferred (``aleg_url``, plivo.md §6): a ``<Dial>``.
+
+        The number is in the URL we gave Plivo; Plivo's signature covers that URL, so it is ours.
+        """
+        to = next(iter(parse_qs(urlsplit(request.url).query).get("to", [])), "")
+        if not _E164.match(to):
+            self.telemetry.warning("transfer to a malformed number refused")
+            return Reply(
+                200,
+                carrier.render_answer(ErrorAnswer(APOLOGY, interface.language)),
+                carrier.ANSWER_CONTENT_TYPE,
+            )
+        self.telemetry.count("Transfers")
+        return Reply(200, carrier.render_answer(DialAnswer(to)), carrier.ANSWER_CONTENT_TYPE)
 
     def _status(self, carrier: CarrierFormat, params: Form) -> Reply:
         try:

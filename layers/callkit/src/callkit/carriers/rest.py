@@ -7,6 +7,7 @@ over answers 404 on both APIs: that is success for a hang-up.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import quote, urlencode
@@ -63,6 +64,17 @@ def redirect_request(
             "Content-Type": "application/x-www-form-urlencoded",
         },
         urlencode({"Twiml": twiml}).encode(),
+    )
+
+
+def plivo_transfer_request(
+    *, auth_id: str, auth_token: str, call_uuid: str, aleg_url: str, base_url: str | None = None
+) -> RestRequest:
+    """Plivo: make the caller's leg fetch new XML from ``aleg_url`` (plivo.md §6, transfer)."""
+    url = f"{base_url or PLIVO_API}/v1/Account/{quote(auth_id, safe='')}/Call/{quote(call_uuid, safe='')}/"
+    body = json.dumps({"legs": "aleg", "aleg_url": aleg_url, "aleg_method": "POST"}).encode()
+    return RestRequest(
+        "POST", url, {"Authorization": _basic(auth_id, auth_token), "Content-Type": "application/json"}, body
     )
 
 

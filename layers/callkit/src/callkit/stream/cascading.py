@@ -95,10 +95,12 @@ class CascadingCall:
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
+        public_url: str = "",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
+        self.public_url = public_url  # where Plivo fetches a transfer's <Dial>
         self.store = store
         self.telemetry = telemetry
         self.credentials = credentials
@@ -427,7 +429,7 @@ class CascadingCall:
         if isinstance(action, EndCall):
             await self._wait_played()
             await self._hang_up("the agent ended the call")
-        elif self.admitted.interface.provider == "twilio":
+        else:
             from callkit.stream.hangup import transfer
 
             await self._wait_played()
@@ -439,14 +441,13 @@ class CascadingCall:
                     self.admitted.call.call_id,
                     action.to,
                     auth_token=self.credentials.auth_token(interface),
+                    public_url=self.public_url,
                 )
             except CallkitError:
                 self.telemetry.error("transfer failed", exc_info=True)
                 return
             self.telemetry.count("Transfers")
             self._end("transferred")
-        else:  # Plivo's transfer API needs a URL serving the new XML: not wired yet
-            self.telemetry.warning("transfer requested on a Plivo stream call: not supported yet")
 
     async def _say_and_hang_up(self, text: str, reason: str) -> None:
         # Our own decision, not a barge-in: drop what is queued and start the machine afresh, so the

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlencode
 
-from callkit.carriers.rest import RestRequest, hangup_request, hangup_succeeded, redirect_request
+from callkit.carriers.rest import (
+    RestRequest,
+    hangup_request,
+    hangup_succeeded,
+    plivo_transfer_request,
+    redirect_request,
+)
 from callkit.errors import CallkitError, ServiceError
 
 if TYPE_CHECKING:
@@ -34,12 +41,26 @@ async def hang_up(client: HTTPClient, interface: CallInterface, call_id: str, *,
 
 
 async def transfer(
-    client: HTTPClient, interface: CallInterface, call_id: str, to: str, *, auth_token: str
+    client: HTTPClient, interface: CallInterface, call_id: str, to: str, *, auth_token: str, public_url: str
 ) -> None:
-    """Twilio: move the live call to a ``<Dial>`` of ``to`` (the stream ends with it)."""
+    """Move the live call to a ``<Dial>`` of ``to`` (the stream ends with it).
+
+    Twilio takes the TwiML inline; Plivo fetches the new XML from our webhook's transfer route.
+    """
     from callkit.carriers import twilio
     from callkit.carriers._types import DialAnswer
 
+    if interface.provider == "plivo":
+        aleg_url = f"{public_url}{interface.transfer_path}?{urlencode({'to': to})}"
+        plivo_request = plivo_transfer_request(
+            auth_id=interface.credentials.account_id,
+            auth_token=auth_token,
+            call_uuid=call_id,
+            aleg_url=aleg_url,
+            base_url=_base(interface),
+        )
+        await _send(client, interface, plivo_request)
+        return
     request = redirect_request(
         account_id=interface.credentials.account_id,
         auth_token=auth_token,
@@ -61,3 +82,24 @@ async def _send(client: HTTPClient, interface: CallInterface, request: RestReque
         raise ServiceError(f"{interface.provider} hang-up request failed", retryable=True) from exc
     if not hangup_succeeded(status):
         raise ServiceError(f"{interface.provider} hang-up answered HTTP {status}", retryable=status >= 500)
+
+
+async def apologise_and_hang_up(
+    client: HTTPClient, interface: CallInterface, call_id: str, apology: str, *, auth_token: str
+) -> None:
+    """When our own voice is gone: Twilio speaks ``apology`` itself (``<Say>``) and hangs up; Plivo
+    (whose redirect needs a URL serving new XML) just hangs up."""
+    if interface.provider != "twilio":
+        await hang_up(client, interface, call_id, auth_token=auth_token)
+        return
+    from callkit.carriers import twilio
+    from callkit.carriers._types import ErrorAnswer
+
+    request = redirect_request(
+        account_id=interface.credentials.account_id,
+        auth_token=auth_token,
+        call_id=call_id,
+        twiml=twilio.render_answer(ErrorAnswer(apology, interface.language)),
+        base_url=_base(interface),
+    )
+    await _send(client, interface, request)

@@ -22,6 +22,7 @@ def pipeline_for(
     telemetry: Telemetry,
     credentials: Credentials,
     http: HTTPClient,
+    public_url: str = "",
 ) -> Pipeline | None:
     """The pipeline for the call's interface, or ``None`` when this build has none for it.
 

@@ -1,4 +1,4 @@
-"""A loopback stand-in for the carriers' REST APIs: records hang-ups (twilio.md §6, plivo.md §6).
+"""A loopback stand-in for the carriers' REST APIs: records hang-ups and transfers (twilio.md §6, plivo.md §6).
 
 Point ``CALLKIT_TWILIO_API_URL`` / ``CALLKIT_PLIVO_API_URL`` at ``base_url``. It checks HTTP Basic
 auth against the account id and auth token it was given and answers like the real APIs: Twilio 200
@@ -80,7 +80,8 @@ class FakeCarrierApi:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path, method = scope["path"], scope["method"]
         twilio, plivo = _TWILIO.match(path), _PLIVO.match(path)
-        match = twilio if method == "POST" else plivo if method == "DELETE" else None
+        # Twilio: POST (Status=completed, or Twiml= to redirect); Plivo: DELETE (hang up), POST (transfer).
+        match = twilio if (twilio and method == "POST") else plivo if method in ("DELETE", "POST") else None
         status, payload = 404, {"code": 20404, "message": "not found"}
         if match is not None:
             account, call_id = match["account"], match["call"]
@@ -91,7 +92,12 @@ class FakeCarrierApi:
             else:
                 self.hangups.append(Hangup("twilio" if twilio else "plivo", call_id, method, body))
                 self.gone.add(call_id)
-                status, payload = (200, {"sid": call_id, "status": "completed"}) if twilio else (204, {})
+                if twilio:
+                    status, payload = 200, {"sid": call_id, "status": "completed"}
+                else:  # Plivo answers a hang-up with 204 and a transfer with 202
+                    status, payload = (
+                        (204, {}) if method == "DELETE" else (202, {"message": "call transferred"})
+                    )
         raw = b"" if status == 204 else json.dumps(payload).encode()
         await send(
             {
