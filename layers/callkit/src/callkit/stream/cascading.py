@@ -79,7 +79,7 @@ def keypad_text(digit: str) -> str:
 @dataclass
 class _Turn:
     number: int
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None  # set right after the turn object is current
     reply: CartesiaReply | None = None
     text: list[str] = field(default_factory=list)
 
@@ -262,22 +262,28 @@ class CascadingCall:
     async def _start_agent(self, text: str, *, kind: str) -> None:
         await self._cancel_turn()
         number = self.store.next_turn(self.admitted.call.call_id, now=self._wall())
-        task = asyncio.create_task(self._agent_turn(number, text, kind))
-        self._turn = _Turn(number, task)
+        # Eager: the turn runs at once up to its first real wait (the model's first bytes) instead
+        # of queueing behind every caller frame already on the loop (bench/media.py at 100 calls).
+        turn = self._turn = _Turn(number)  # current before it starts: _speak registers its reply on it
+        turn.task = asyncio.eager_task_factory(
+            asyncio.get_running_loop(), self._agent_turn(number, text, kind)
+        )
 
     async def _start_fixed(self, text: str, *, kind: str) -> None:
         await self._cancel_turn()
         number = (
             0 if kind == "welcome" else self.store.next_turn(self.admitted.call.call_id, now=self._wall())
         )
-        task = asyncio.create_task(self._fixed_turn(number, text, kind))
-        self._turn = _Turn(number, task)
+        turn = self._turn = _Turn(number)
+        turn.task = asyncio.create_task(self._fixed_turn(number, text, kind))
 
     async def _cancel_turn(self, number: int | None = None) -> None:
         turn = self._turn
         if turn is None or (number is not None and turn.number != number):
             return
         self._turn = None
+        if turn.task is None or turn.task.done():  # it finished: nothing of it is left to cancel
+            return
         if turn.reply is not None:
             await turn.reply.cancel()
         if turn.task is not asyncio.current_task():
@@ -456,7 +462,7 @@ class CascadingCall:
         await self._send(self.carrier.encode_clear(self.stream_id))
         self.machine = BargeIn(self.machine.policy)
         await self._start_fixed(text, kind="prompt")
-        if self._turn is not None:
+        if self._turn is not None and self._turn.task is not None:
             with contextlib.suppress(asyncio.CancelledError, CallkitError):
                 await self._turn.task
         await self._wait_played()
