@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callkit.errors import StoreError, TransitionError
+from callkit.errors import CallkitError, StoreError, TransitionError
 from callkit.lifecycle import TERMINAL, CallStatus, allowed_sources, step
 
 STATUSES = list(CallStatus)
@@ -78,9 +78,10 @@ def test_ringing_has_no_sources_and_terminals_share_theirs() -> None:
         assert allowed_sources(terminal) == {CallStatus.RINGING, CallStatus.IN_PROGRESS}
 
 
-def test_transition_error_is_a_store_error() -> None:
-    with pytest.raises(StoreError):
+def test_transition_error_is_a_callkit_error_not_a_store_failure() -> None:
+    with pytest.raises(CallkitError) as raised:
         step(CallStatus.COMPLETED, CallStatus.RINGING)
+    assert isinstance(raised.value, TransitionError) and not isinstance(raised.value, StoreError)
 
 
 def _apply_all(start: CallStatus, events: list[CallStatus]) -> list[CallStatus]:

@@ -71,7 +71,7 @@ def _race[T](action: Callable[[int], T]) -> list[T | Exception]:
         barrier.wait(timeout=10)
         try:
             return action(i)
-        except StoreError as exc:
+        except (StoreError, TransitionError) as exc:
             return exc
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:

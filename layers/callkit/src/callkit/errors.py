@@ -16,8 +16,9 @@
     │   ├── ExpiredTokenError       valid MAC, past its expiry
     │   └── WrongCallTokenError     valid MAC, minted for another call or pipeline
     ├── StoreError                  the call store failed
-    │   ├── CallNotFoundError       no item for that call id
-    │   └── TransitionError         a status change the call lifecycle does not allow
+    │   └── CallNotFoundError       no item for that call id
+    ├── TransitionError             a state machine was asked for a move it does not allow (the call
+    │                               lifecycle, a refused claim or attach, the barge-in machine)
     ├── ServiceError                an AWS service or AI provider failed (HTTP error, timeout); ``retryable``
     ├── ConnectionGoneError         the caller's WebSocket is gone (API Gateway 410): the call ended
     └── UnsupportedError            a feature a carrier does not have (Plivo has no relay)
@@ -96,8 +97,8 @@ class CallNotFoundError(StoreError):
     """No call item exists for that call id."""
 
 
-class TransitionError(StoreError):
-    """A status change that the call lifecycle does not allow from the current status."""
+class TransitionError(CallkitError):
+    """A move a state machine does not allow from where it is (call lifecycle, claims, barge-in)."""
 
 
 class ServiceError(CallkitError):
