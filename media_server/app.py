@@ -64,7 +64,7 @@ def create_media_app(
     def pipeline(admitted: Admitted) -> Pipeline | None:
         return pipeline_for(
             admitted,
-            model=model_for(admitted.interface),
+            model_for=model_for,
             store=store,
             telemetry=telemetry,
             credentials=credentials,

@@ -225,6 +225,7 @@ def test_a_plivo_transfer_points_plivo_at_our_dial(
                 await wait_for(lambda: [h.call_id for h in api.hangups] == [call_id], 15)
                 transfer = json.loads(api.hangups[0].body)
                 assert transfer["legs"] == "aleg" and transfer["aleg_method"] == "POST"
+                assert transfer["aleg_url"].startswith(f"{runtime.url}/call/incoming/transfer?to=")
                 # Plivo now fetches the new XML from that URL, signed like any of its requests.
                 parts = urlsplit(transfer["aleg_url"])
                 fetch = carrier.sign(

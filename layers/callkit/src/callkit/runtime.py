@@ -153,7 +153,7 @@ class AgentRuntime:
 
         return pipeline_for(
             admitted,
-            model=self._model_for(admitted.interface),
+            model_for=self._model_for,
             store=self.store,
             telemetry=self.telemetry,
             credentials=self.switchboard.credentials,

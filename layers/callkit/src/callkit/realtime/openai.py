@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from callkit._env import masked, resolve
 from callkit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from callkit.realtime.openai_session import OpenAIRealtimeSession
 
 ENV_OPENAI_API_KEY: Final = "OPENAI_API_KEY"
 OPENAI_REALTIME_URL: Final = "wss://api.openai.com/v1/realtime"
@@ -59,6 +62,12 @@ class OpenAIRealtimeProvider:
 
     def url(self) -> str:
         return f"{self.base_url}?model={self.model}"
+
+    def session(self) -> OpenAIRealtimeSession:
+        """A new, unconnected session for one call (``await session.connect(session_update(...))``)."""
+        from callkit.realtime.openai_session import OpenAIRealtimeSession
+
+        return OpenAIRealtimeSession(self)
 
     def __repr__(self) -> str:
         return f"OpenAIRealtimeProvider(model={self.model!r}, voice={self.voice!r}, api_key={masked(self.api_key)})"

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
     from callkit.store._base import CallStore
@@ -17,22 +20,30 @@ if TYPE_CHECKING:
 def pipeline_for(
     admitted: Admitted,
     *,
-    model: ChatModel,
+    model_for: Callable[[CallInterface], ChatModel],
     store: CallStore,
     telemetry: Telemetry,
     credentials: Credentials,
     http: HTTPClient,
     public_url: str = "",
 ) -> Pipeline | None:
-    """The pipeline for the call's interface, or ``None`` when this build has none for it.
+    """The pipeline that holds the call: ``CascadingCall`` or ``RealtimeCall``.
 
-    Realtime (OpenAI Realtime speech-to-speech) is not built yet: such a stream is closed with
-    1011 and the carrier continues the call's TwiML/XML (which ends it).
+    ``public_url`` is the webhook's public base URL (Plivo fetches a transfer's ``<Dial>`` there).
     """
     if admitted.interface.pipeline == "cascading":
         from callkit.stream.cascading import CascadingCall
 
         return CascadingCall(
-            model=model, store=store, telemetry=telemetry, credentials=credentials, http=http
+            model=model_for(admitted.interface),
+            store=store,
+            telemetry=telemetry,
+            credentials=credentials,
+            http=http,
+            public_url=public_url,
         )
+    if admitted.interface.pipeline == "realtime":
+        from callkit.stream.realtime import RealtimeCall
+
+        return RealtimeCall(store=store, telemetry=telemetry, credentials=credentials, http=http)
     return None
