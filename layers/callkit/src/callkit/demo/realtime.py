@@ -36,7 +36,7 @@ async def run_realtime(out: TextIO = sys.stdout) -> int:
             failures.append(what)
 
     store = MemoryCallStore()
-    script = [
+    script: list[str | ToolCall] = [
         ToolCall("check_order", json.dumps({"order_id": "1001"})),
         "Order 1001 shipped on Monday.",
         HOURS,
