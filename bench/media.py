@@ -48,18 +48,33 @@ def serve(port: int, deepgram: str, cartesia: str, model: str) -> None:
     from callkit.store.memory import MemoryCallStore
     from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY
 
-    interface = CallInterface(
-        agent=support_agent,
-        provider="twilio",
-        phone_number=NUMBER,
-        account_sid=ACCOUNT,
-        auth_token=TOKEN,
-        pipeline="cascading",
-        welcome_message="Hello!",
-        interrupt_sensitivity="high",
-        stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram),
-        tts=CartesiaTTS(api_key="bench", voice_id="bench", base_url=cartesia),
-    )
+    if deepgram == "realtime":  # the realtime pipeline: ``cartesia`` carries the Realtime fake's URL
+        from callkit import OpenAIRealtimeProvider
+        from callkit.testing.openai_realtime import TEST_OPENAI_API_KEY
+
+        interface = CallInterface(
+            agent=support_agent,
+            provider="twilio",
+            phone_number=NUMBER,
+            account_sid=ACCOUNT,
+            auth_token=TOKEN,
+            pipeline="realtime",
+            welcome_message="Hello!",
+            realtime=OpenAIRealtimeProvider(api_key=TEST_OPENAI_API_KEY, base_url=cartesia),
+        )
+    else:
+        interface = CallInterface(
+            agent=support_agent,
+            provider="twilio",
+            phone_number=NUMBER,
+            account_sid=ACCOUNT,
+            auth_token=TOKEN,
+            pipeline="cascading",
+            welcome_message="Hello!",
+            interrupt_sensitivity="high",
+            stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram),
+            tts=CartesiaTTS(api_key="bench", voice_id="bench", base_url=cartesia),
+        )
 
     from callkit.llm.protocol import Finished, TextDelta
 
@@ -196,14 +211,22 @@ async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) ->
         for stream in streams:
             await stream.hang_up()
         await asyncio.sleep(0.5)
-        received = [c.audio_frames for c in deepgram.connections[dg_before:]]
+        if getattr(cartesia, "realtime", False):  # the Realtime fake counts the audio it was sent
+            received = [int(c.audio_ms // 20) for c in cartesia.connections[tts_before:]]
+        else:
+            received = [c.audio_frames for c in deepgram.connections[dg_before:]]
         reactions = [
             s.clear_audio_ms[0] - onsets[i] for i, s in enumerate(streams) if s.clear_audio_ms and i in onsets
         ]
         eou = []
-        for conn_dg, conn_tts in zip(
-            deepgram.connections[dg_before:], cartesia.connections[tts_before:], strict=False
-        ):
+        pairs = (
+            []
+            if getattr(cartesia, "realtime", False)
+            else zip(  # no STT/TTS split in realtime
+                deepgram.connections[dg_before:], cartesia.connections[tts_before:], strict=False
+            )
+        )
+        for conn_dg, conn_tts in pairs:
             finals = [
                 t
                 for text, t in zip(conn_dg.sent, conn_dg.sent_at, strict=False)
@@ -243,17 +266,46 @@ async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) ->
         }
 
 
-async def bench(calls: list[int]) -> list[dict[str, Any]]:
+class _RealtimeSide:
+    """The load side of a realtime run: the Realtime fake stands where Deepgram and Cartesia were."""
+
+    realtime = True
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+
+    @property
+    def connections(self) -> list[Any]:
+        return list(self.fake.connections)
+
+
+async def bench(calls: list[int], pipeline: str = "cascading") -> list[dict[str, Any]]:
     from callkit.testing.cartesia import FakeCartesia
     from callkit.testing.deepgram import FakeDeepgram, Segment
+    from callkit.testing.openai_realtime import FakeRealtime
 
     def line(segment: Segment) -> str:
         return "Hello, is anyone there?" if segment.index == 0 else "Wait."
 
-    async with FakeDeepgram(line) as deepgram, FakeCartesia() as cartesia:
+    total = 2 * (1 + sum(calls))
+    answer = (
+        "We are open from nine until six on weekdays, from ten until four on Saturdays, closed on Sundays."
+    )
+    async with (
+        FakeDeepgram(line) as deepgram,
+        FakeCartesia() as cartesia,
+        FakeRealtime([answer] * total, heard=["Hello, is anyone there?"] * total) as realtime,
+    ):
+        if pipeline == "realtime":
+            stt_arg, tts_arg = "realtime", realtime.base_url
+            deepgram_side: Any = _RealtimeSide(realtime)
+            tts_side: Any = deepgram_side
+        else:
+            stt_arg, tts_arg = deepgram.base_url, cartesia.base_url
+            deepgram_side, tts_side = deepgram, cartesia
         port = 0  # the server picks a free port and prints its URL
         server = subprocess.Popen(  # noqa: ASYNC220 - started once; its pipe is read in a thread
-            [sys.executable, __file__, "--serve", str(port), deepgram.base_url, cartesia.base_url, "instant"],
+            [sys.executable, __file__, "--serve", str(port), stt_arg, tts_arg, "instant"],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -265,11 +317,12 @@ async def bench(calls: list[int]) -> list[dict[str, Any]]:
             import threading
 
             threading.Thread(target=collect, args=(server.stdout,), daemon=True).start()
-            await run_calls(1, url, server.pid, deepgram, cartesia)  # warm-up: first-use imports, pools
+            await run_calls(1, url, server.pid, deepgram_side, tts_side)  # warm-up: first-use imports, pools
             baseline = rss_bytes(server.pid)
             results = []
             for n in calls:
-                result = await run_calls(n, url, server.pid, deepgram, cartesia)
+                result = await run_calls(n, url, server.pid, deepgram_side, tts_side)
+                result["pipeline"] = pipeline
                 result["rss_per_call_mb"] = round((result["rss_peak_mb"] * 2**20 - baseline) / n / 2**20, 2)
                 result["rss_baseline_mb"] = round(baseline / 2**20, 1)
                 print(json.dumps(result), flush=True)
@@ -290,8 +343,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[1, 10, 50, 100])
+    parser.add_argument("--pipeline", choices=["cascading", "realtime", "both"], default="both")
     args = parser.parse_args()
-    results = asyncio.run(bench(args.calls))
+    pipelines = ["cascading", "realtime"] if args.pipeline == "both" else [args.pipeline]
+    results = [r for p in pipelines for r in asyncio.run(bench(args.calls, p))]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "media.json").write_text(json.dumps(results, indent=2))
