@@ -117,3 +117,55 @@ def test_realtime_call(
                 assert record is not None and record.stream_id == stream.stream_id
 
     asyncio.run(call())
+
+
+@pytest.mark.parametrize("case", ["max-duration", "session-dropped"])
+def test_realtime_call_ends_cleanly(case: str, dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = "AC" + "5" * 32
+
+    async def call() -> None:
+        options: dict[str, float] = {"drop_after_seconds": 1.5} if case == "session-dropped" else {}
+        async with (
+            FakeRealtime(["Hi."], **options) as realtime,  # type: ignore[arg-type]
+            FakeCarrierApi({account: "carrier-token"}) as api,
+        ):
+            monkeypatch.setenv("CALLKIT_TWILIO_API_URL", api.base_url)
+            interface = CallInterface(
+                agent=support_agent,
+                provider="twilio",
+                phone_number=NUMBER["twilio"],
+                account_sid=account,
+                auth_token="carrier-token",
+                pipeline="realtime",
+                welcome_message="Hello!",
+                max_call_duration_seconds=3 if case == "max-duration" else 600,
+                realtime=OpenAIRealtimeProvider(api_key=TEST_OPENAI_API_KEY, base_url=realtime.base_url),
+            )
+            async with (
+                AgentRuntime(interfaces=[interface], port=0, store=dynamodb) as runtime,
+                httpx.AsyncClient() as http,
+            ):
+                carrier = SimulatedCarrier(
+                    "twilio",
+                    base_url=runtime.url,
+                    auth_token="carrier-token",
+                    account_id=account,
+                    client=http,
+                )
+                request = carrier.incoming_call(to=NUMBER["twilio"])
+                call_id = request.form["CallSid"][0]
+                answer = (await carrier.send(request)).answer
+                assert answer is not None
+                stream = SimulatedMediaStream(
+                    answer, provider="twilio", call_id=call_id, account_id=account, auth_token="carrier-token"
+                )
+                async with stream:
+                    await until(lambda: [h.call_id for h in api.hangups] == [call_id], 15)  # a silent caller
+                body = api.hangups[0].body.decode()
+                if case == "max-duration":  # the model said goodbye in its voice, then the REST hang-up
+                    assert body == "Status=completed"
+                    assert any("time limit" in json.dumps(e) for e in realtime.connections[0].client_events)
+                else:  # the model is gone: Twilio speaks the apology itself and hangs up
+                    assert body.startswith("Twiml=") and "%3CSay" in body and "%3CHangup" in body
+
+    asyncio.run(call())
