@@ -169,3 +169,51 @@ def test_realtime_call_ends_cleanly(case: str, dynamodb: CallStore, monkeypatch:
                     assert body.startswith("Twiml=") and "%3CSay" in body and "%3CHangup" in body
 
     asyncio.run(call())
+
+
+def test_plivo_session_dropped_speaks_the_apology_from_the_webhook(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import urlsplit
+
+    account = "MATESTAUTHID00000005"
+
+    async def call() -> None:
+        async with (
+            FakeRealtime(["Hi."], drop_after_seconds=1.5) as realtime,
+            FakeCarrierApi({account: "carrier-token"}) as api,
+        ):
+            monkeypatch.setenv("CALLKIT_PLIVO_API_URL", api.base_url)
+            interface = CallInterface(
+                agent=support_agent,
+                provider="plivo",
+                phone_number=NUMBER["plivo"],
+                auth_id=account,
+                auth_token="carrier-token",
+                pipeline="realtime",
+                welcome_message="Hello!",
+                realtime=OpenAIRealtimeProvider(api_key=TEST_OPENAI_API_KEY, base_url=realtime.base_url),
+            )
+            async with (
+                AgentRuntime(interfaces=[interface], port=0, store=dynamodb) as runtime,
+                httpx.AsyncClient() as http,
+            ):
+                carrier = SimulatedCarrier(
+                    "plivo", base_url=runtime.url, auth_token="carrier-token", account_id=account, client=http
+                )
+                request = carrier.incoming_call(to=NUMBER["plivo"])
+                call_id = request.form["CallUUID"][0]
+                answer = (await carrier.send(request)).answer
+                assert answer is not None
+                stream = SimulatedMediaStream(
+                    answer, provider="plivo", call_id=call_id, account_id=account, auth_token="carrier-token"
+                )
+                async with stream:
+                    await until(lambda: [h.call_id for h in api.hangups] == [call_id], 15)
+                aleg_url = json.loads(api.hangups[0].body)["aleg_url"]
+                assert aleg_url == f"{runtime.url}/call/incoming/transfer"
+                fetch = carrier.sign("POST", urlsplit(aleg_url).path, [("CallUUID", call_id)])
+                reply = await carrier.send(fetch)
+                assert reply.answer is not None and reply.answer.kind == "say-and-hangup"
+
+    asyncio.run(call())

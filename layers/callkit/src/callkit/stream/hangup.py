@@ -85,16 +85,35 @@ async def _send(client: HTTPClient, interface: CallInterface, request: RestReque
 
 
 async def apologise_and_hang_up(
-    client: HTTPClient, interface: CallInterface, call_id: str, apology: str, *, auth_token: str
+    client: HTTPClient,
+    interface: CallInterface,
+    call_id: str,
+    apology: str,
+    *,
+    auth_token: str,
+    public_url: str = "",
 ) -> None:
-    """When our own voice is gone: Twilio speaks ``apology`` itself (``<Say>``) and hangs up; Plivo
-    (whose redirect needs a URL serving new XML) just hangs up."""
-    if interface.provider != "twilio":
-        await hang_up(client, interface, call_id, auth_token=auth_token)
-        return
+    """When our own voice is gone, the carrier speaks ``apology`` and hangs up.
+
+    Twilio takes ``<Say>`` + ``<Hangup/>`` inline; Plivo fetches new XML from the webhook's transfer
+    route, which answers a request without a number with the apology and a hang-up.
+    """
     from callkit.carriers import twilio
     from callkit.carriers._types import ErrorAnswer
 
+    if interface.provider == "plivo":
+        if not public_url:
+            await hang_up(client, interface, call_id, auth_token=auth_token)
+            return
+        plivo_request = plivo_transfer_request(
+            auth_id=interface.credentials.account_id,
+            auth_token=auth_token,
+            call_uuid=call_id,
+            aleg_url=f"{public_url}{interface.transfer_path}",
+            base_url=_base(interface),
+        )
+        await _send(client, interface, plivo_request)
+        return
     request = redirect_request(
         account_id=interface.credentials.account_id,
         auth_token=auth_token,

@@ -45,5 +45,7 @@ def pipeline_for(
     if admitted.interface.pipeline == "realtime":
         from callkit.stream.realtime import RealtimeCall
 
-        return RealtimeCall(store=store, telemetry=telemetry, credentials=credentials, http=http)
+        return RealtimeCall(
+            store=store, telemetry=telemetry, credentials=credentials, http=http, public_url=public_url
+        )
     return None

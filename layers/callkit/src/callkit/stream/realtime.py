@@ -13,7 +13,7 @@ What this module adds (ai-providers.md §3.5):
   ``clearAudio`` and ``conversation.item.truncate`` at the milliseconds actually played;
 - the welcome message spoken by the model in its own voice; DTMF as a user message; transcripts of
   both sides saved per turn; ``max_call_duration_seconds``; a failed session ends the call with
-  the carrier's own apology (Twilio ``<Say>``) or a plain hang-up (Plivo).
+  the carrier's own apology (Twilio ``<Say>`` inline, Plivo ``<Speak>`` from the webhook).
 """
 
 from __future__ import annotations
@@ -75,9 +75,11 @@ class RealtimeCall:
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
+        public_url: str = "",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        self.public_url = public_url  # where Plivo fetches the apology when the session fails
         self.store = store
         self.telemetry = telemetry
         self.credentials = credentials
@@ -333,7 +335,7 @@ class RealtimeCall:
         await self._hang_up("max-duration")
 
     async def _fail(self) -> None:
-        """The model is gone: the carrier speaks the apology (Twilio) or the call just ends (Plivo)."""
+        """The model is gone: the carrier speaks the apology and hangs up."""
         from callkit.stream.hangup import apologise_and_hang_up
 
         interface = self.admitted.interface
@@ -345,6 +347,7 @@ class RealtimeCall:
                 self.admitted.call.call_id,
                 APOLOGY,
                 auth_token=self.credentials.auth_token(interface),
+                public_url=self.public_url,
             )
         self._ended.set()
 
