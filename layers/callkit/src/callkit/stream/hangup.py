@@ -18,6 +18,8 @@ from callkit.errors import CallkitError, ServiceError
 if TYPE_CHECKING:
     from callkit.interface import CallInterface
     from callkit.net.http1 import HTTPClient
+    from callkit.switchboard import Credentials
+    from callkit.telemetry import Telemetry
 
 #: Override the carriers' API base URLs (a local fake in tests and the demo).
 ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
@@ -38,6 +40,22 @@ async def hang_up(client: HTTPClient, interface: CallInterface, call_id: str, *,
         base_url=_base(interface),
     )
     await _send(client, interface, request)
+
+
+async def end_call(
+    client: HTTPClient,
+    interface: CallInterface,
+    call_id: str,
+    *,
+    credentials: Credentials,
+    telemetry: Telemetry,
+) -> None:
+    """A pipeline's last word: hang up through the REST API; if that fails, log it (the pipeline
+    then closes the stream, which ends a ``<Connect><Stream>`` / ``keepCallAlive`` call too)."""
+    try:
+        await hang_up(client, interface, call_id, auth_token=credentials.auth_token(interface))
+    except CallkitError:
+        telemetry.error("hang-up failed; closing the stream instead", exc_info=True)
 
 
 async def transfer(

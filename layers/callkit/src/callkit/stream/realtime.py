@@ -352,18 +352,15 @@ class RealtimeCall:
         self._ended.set()
 
     async def _hang_up(self, reason: str) -> None:
-        from callkit.stream.hangup import hang_up
+        from callkit.stream.hangup import end_call
 
-        interface = self.admitted.interface
-        try:
-            await hang_up(
-                self.http,
-                interface,
-                self.admitted.call.call_id,
-                auth_token=self.credentials.auth_token(interface),
-            )
-        except CallkitError:
-            self.telemetry.error("hang-up failed; closing the stream instead", exc_info=True)
+        await end_call(
+            self.http,
+            self.admitted.interface,
+            self.admitted.call.call_id,
+            credentials=self.credentials,
+            telemetry=self.telemetry,
+        )
         self.telemetry.info("realtime call ended", reason=reason)
         self._ended.set()
 
