@@ -49,7 +49,7 @@ from callkit.bargein import (
 )
 from callkit.carriers._types import StreamCleared, StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
 from callkit.conversation import ActionRequested, Speech, TurnCompleted, run_turn
-from callkit.errors import CallkitError, ProtocolError, ServiceError, UnknownEventError
+from callkit.errors import CallkitError, ServiceError
 from callkit.llm.protocol import AssistantMessage, Message, UserMessage
 from callkit.relay.chunker import SpeechChunker
 from callkit.store._base import TurnRecord
@@ -164,14 +164,9 @@ class CascadingCall:
             self.telemetry.info("cascading call ended", reason=self._end_reason)
 
     async def _inbound(self) -> None:
-        while (text := await self.link.receive()) is not None:
-            try:
-                event = self.carrier.decode_stream_message(text)
-            except UnknownEventError:
-                continue
-            except ProtocolError as error:
-                self.telemetry.warning("stream message malformed", reason=type(error).__name__)
-                continue
+        from callkit.stream.server import carrier_events
+
+        async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
                 await self.stt.send_audio(event.audio)
                 decision = self._vad.process(self._decode(event.audio))

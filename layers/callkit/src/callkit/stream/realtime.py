@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callkit.carriers._types import StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
-from callkit.errors import CallkitError, ProtocolError, ServiceError, UnknownEventError
+from callkit.errors import CallkitError, ServiceError
 from callkit.store._base import TurnRecord
 
 if TYPE_CHECKING:
@@ -142,15 +142,9 @@ class RealtimeCall:
 
     async def _inbound(self) -> None:
         from callkit.realtime.openai_protocol import append_audio
+        from callkit.stream.server import carrier_events
 
-        while (text := await self.link.receive()) is not None:
-            try:
-                event = self.carrier.decode_stream_message(text)
-            except UnknownEventError:
-                continue
-            except ProtocolError as error:
-                self.telemetry.warning("stream message malformed", reason=type(error).__name__)
-                continue
+        async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
                 await self.session.send(append_audio(base64.b64encode(event.audio).decode("ascii")))
             elif isinstance(event, StreamMarkPlayed):

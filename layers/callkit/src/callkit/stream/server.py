@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from callkit.errors import ProtocolError, UnknownEventError
 from callkit.stream.admission import (
     POLICY_VIOLATION,
     Admitted,
@@ -20,6 +21,8 @@ from callkit.stream.admission import (
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
+    from callkit.carriers import CarrierFormat
+    from callkit.carriers._types import StreamEvent
     from callkit.interface import CallInterface
     from callkit.settings import Settings
     from callkit.store._base import CallStore
@@ -37,6 +40,23 @@ class StreamLink(Protocol):
     async def send(self, text: str) -> None: ...
 
     async def close(self, code: int = 1000) -> None: ...
+
+
+async def carrier_events(
+    link: StreamLink, carrier: CarrierFormat, telemetry: Telemetry
+) -> AsyncIterator[StreamEvent]:
+    """The carrier's stream messages, decoded, until it closes the stream.
+
+    Unknown event types are skipped (carriers add events); malformed frames are logged by type
+    and skipped: one bad frame never ends a call.
+    """
+    while (text := await link.receive()) is not None:
+        try:
+            yield carrier.decode_stream_message(text)
+        except UnknownEventError:
+            continue
+        except ProtocolError as error:
+            telemetry.warning("stream message malformed", reason=type(error).__name__)
 
 
 class Pipeline(Protocol):
