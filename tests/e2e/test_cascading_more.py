@@ -24,6 +24,7 @@ from callkit.testing.openai_chat import ScriptedChatServer, support_script
 from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
 
 ACCOUNT = "AC" + "2" * 32
+PLIVO_ACCOUNT = "MATESTAUTHID00000009"
 NUMBER = "+15550005001"
 
 
@@ -43,19 +44,24 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def world(store: CallStore, monkeypatch: pytest.MonkeyPatch, **options: object) -> AsyncIterator[World]:
+async def world(
+    store: CallStore, monkeypatch: pytest.MonkeyPatch, provider: str = "twilio", **options: object
+) -> AsyncIterator[World]:
+    account = ACCOUNT if provider == "twilio" else PLIVO_ACCOUNT
     async with (
         ScriptedChatServer(support_script) as llm,
         FakeDeepgram(options.pop("script", per_call)) as deepgram,  # type: ignore[arg-type]
         FakeCartesia(**options.pop("cartesia", {})) as cartesia,  # type: ignore[arg-type]
-        FakeCarrierApi({ACCOUNT: "carrier-token"}) as api,
+        FakeCarrierApi({account: "carrier-token"}) as api,
     ):
         monkeypatch.setenv("CALLKIT_TWILIO_API_URL", api.base_url)
+        monkeypatch.setenv("CALLKIT_PLIVO_API_URL", api.base_url)
         interface = CallInterface(
             agent=support_agent,
-            provider="twilio",
+            provider=provider,
             phone_number=NUMBER,
-            account_sid=ACCOUNT,
+            account_sid=account if provider == "twilio" else "",
+            auth_id=account if provider == "plivo" else "",
             auth_token="carrier-token",
             pipeline="cascading",
             welcome_message="Hello!",
@@ -69,18 +75,26 @@ async def world(store: CallStore, monkeypatch: pytest.MonkeyPatch, **options: ob
             httpx.AsyncClient(timeout=10) as http,
         ):
             carrier = SimulatedCarrier(
-                "twilio", base_url=runtime.url, auth_token="carrier-token", account_id=ACCOUNT, client=http
+                provider,  # type: ignore[arg-type]
+                base_url=runtime.url,
+                auth_token="carrier-token",
+                account_id=account,
+                client=http,
             )
             yield World(runtime, carrier, deepgram, cartesia, api, store)
 
 
 async def open_stream(w: World) -> tuple[str, SimulatedMediaStream]:
     request = w.carrier.incoming_call(to=NUMBER)
-    call_id = request.form["CallSid"][0]
+    call_id = request.form.get("CallSid", request.form.get("CallUUID", [""]))[0]
     answer = (await w.carrier.send(request)).answer
     assert answer is not None
     stream = SimulatedMediaStream(
-        answer, provider="twilio", call_id=call_id, account_id=ACCOUNT, auth_token="carrier-token"
+        answer,
+        provider=w.carrier.provider,
+        call_id=call_id,
+        account_id=w.carrier.account_id,
+        auth_token="carrier-token",
     )
     await stream.connect()
     return call_id, stream
@@ -183,58 +197,26 @@ def test_a_plivo_transfer_points_plivo_at_our_dial(
     from urllib.parse import urlsplit
 
     monkeypatch.setenv("CALLKIT_TRANSFER_NUMBER", "+15557654321")
-    account = "MATESTAUTHID00000009"
 
     async def scenario() -> None:
-        async with (
-            ScriptedChatServer(support_script) as llm,
-            FakeDeepgram(["Can I talk to a person please?"]) as deepgram,
-            FakeCartesia() as cartesia,
-            FakeCarrierApi({account: "carrier-token"}) as api,
-        ):
-            monkeypatch.setenv("CALLKIT_PLIVO_API_URL", api.base_url)
-            interface = CallInterface(
-                agent=support_agent,
-                provider="plivo",
-                phone_number=NUMBER,
-                auth_id=account,
-                auth_token="carrier-token",
-                pipeline="cascading",
-                welcome_message="Hello!",
-                stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram.base_url),
-                tts=CartesiaTTS(api_key="k", voice_id="v", base_url=cartesia.base_url),
+        async with world(
+            dynamodb, monkeypatch, provider="plivo", script=["Can I talk to a person please?"]
+        ) as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+            await stream.say(silence(300) + speech(700) + silence(900))
+            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)
+            transfer = json.loads(w.api.hangups[0].body)
+            assert transfer["legs"] == "aleg" and transfer["aleg_method"] == "POST"
+            assert transfer["aleg_url"].startswith(f"{w.runtime.url}/call/incoming/transfer?to=")
+            # Plivo now fetches the new XML from that URL, signed like any of its requests.
+            parts = urlsplit(transfer["aleg_url"])
+            fetch = w.carrier.sign(
+                "POST", f"{parts.path}?{parts.query}", [("CallUUID", call_id), ("To", NUMBER.lstrip("+"))]
             )
-            model = OpenAIChatModel("gpt-4o-mini", base_url=llm.base_url, api_key="test")
-            async with (
-                AgentRuntime(interfaces=[interface], port=0, store=dynamodb, model=model) as runtime,
-                httpx.AsyncClient(timeout=10) as http,
-            ):
-                carrier = SimulatedCarrier(
-                    "plivo", base_url=runtime.url, auth_token="carrier-token", account_id=account, client=http
-                )
-                request = carrier.incoming_call(to=NUMBER)
-                call_id = request.form["CallUUID"][0]
-                answer = (await carrier.send(request)).answer
-                assert answer is not None
-                stream = SimulatedMediaStream(
-                    answer, provider="plivo", call_id=call_id, account_id=account, auth_token="carrier-token"
-                )
-                await stream.connect()
-                await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
-                await stream.say(silence(300) + speech(700) + silence(900))
-                await wait_for(lambda: [h.call_id for h in api.hangups] == [call_id], 15)
-                transfer = json.loads(api.hangups[0].body)
-                assert transfer["legs"] == "aleg" and transfer["aleg_method"] == "POST"
-                assert transfer["aleg_url"].startswith(f"{runtime.url}/call/incoming/transfer?to=")
-                # Plivo now fetches the new XML from that URL, signed like any of its requests.
-                parts = urlsplit(transfer["aleg_url"])
-                fetch = carrier.sign(
-                    "POST", f"{parts.path}?{parts.query}", [("CallUUID", call_id), ("To", NUMBER.lstrip("+"))]
-                )
-                reply = await carrier.send(fetch)
-                assert reply.status == 200 and "<Dial" in reply.body and "15557654321" in reply.body
-                forged = await carrier.send(fetch.unsigned())
-                assert forged.status == 403
-                await stream.hang_up()
+            reply = await w.carrier.send(fetch)
+            assert reply.status == 200 and "<Dial" in reply.body and "15557654321" in reply.body
+            assert (await w.carrier.send(fetch.unsigned())).status == 403
+            await stream.hang_up()
 
     asyncio.run(scenario())
