@@ -15,6 +15,7 @@ from callkit.app_loader import build_store, load_interfaces
 from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.net.http1 import HTTPClient
 from callkit.settings import Settings
+from callkit.store.aio import AsyncStore
 from callkit.switchboard import Credentials
 from callkit.telemetry import StdlibTelemetry
 from media_server.app import create_media_app
@@ -62,7 +63,7 @@ class DrainingServer(uvicorn.Server):
 async def serve() -> None:
     settings = Settings.from_env()
     interfaces = load_interfaces(settings.app)
-    store = build_store(settings)
+    store = AsyncStore(build_store(settings))  # every store call off the event loop
     telemetry = StdlibTelemetry()
     coordinator = DrainCoordinator.from_env()
     models: dict[int, ChatModel] = {}

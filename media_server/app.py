@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
     from callkit.settings import Settings
-    from callkit.store._base import CallStore
+    from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import Pipeline
     from callkit.switchboard import Credentials
@@ -41,7 +41,7 @@ def create_media_app(
     interfaces: Sequence[CallInterface],
     *,
     settings: Settings,
-    store: CallStore,
+    store: AsyncStore,
     telemetry: Telemetry,
     credentials: Credentials,
     http: HTTPClient,

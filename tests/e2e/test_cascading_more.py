@@ -154,20 +154,40 @@ def test_max_call_duration_says_goodbye_and_hangs_up(
     asyncio.run(scenario())
 
 
-def test_a_provider_failure_ends_with_an_apology(
-    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("provider", ["twilio", "plivo"])
+@pytest.mark.parametrize(
+    "cartesia", [{"error_on_context": 2}, {"errors_from_context": 2}], ids=["once", "stays-down"]
+)
+def test_a_tts_failure_ends_with_one_carrier_apology_and_no_task_left(
+    provider: str, cartesia: dict[str, int], dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The voice failed: the carrier speaks the apology, once, and ends the call; nothing of it runs on."""
+    from urllib.parse import parse_qs
+
+    call_tasks = {"inbound", "ticks", "deadline", "transcripts", "turn", "ending", "bookkeeping"}
+
     async def scenario() -> None:
         async with world(
-            dynamodb, monkeypatch, script=["Where is my order 1001?"], cartesia={"error_on_context": 2}
+            dynamodb, monkeypatch, provider=provider, script=["Where is my order 1001?"], cartesia=cartesia
         ) as w:
             call_id, stream = await open_stream(w)
             await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
             await stream.say(silence(300) + speech(700) + silence(900))
-            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)
-            texts = [c.transcript for c in w.cartesia.contexts().values()]
-            assert any("technical trouble" in t for t in texts), texts
+            await wait_for(lambda: len(w.api.hangups) >= 1, 15)
+            await asyncio.sleep(2.0)  # a storm of apologies or hang-ups would show by now
+            assert [h.call_id for h in w.api.hangups] == [call_id], "exactly one carrier request"
+            if provider == "twilio":
+                twiml = parse_qs(w.api.hangups[0].body.decode())["Twiml"][0]
+                assert "<Say" in twiml and "technical trouble" in twiml and "<Hangup" in twiml
+            else:  # Plivo fetches the apology (<Speak> + <Hangup/>) from our transfer route
+                transfer = json.loads(w.api.hangups[0].body)
+                assert transfer["aleg_url"] == f"{w.runtime.url}/call/incoming/transfer"
+            contexts = list(w.cartesia.contexts().values())
+            assert not any("technical trouble" in c.transcript for c in contexts), (
+                "not through the dead voice"
+            )
             await stream.hang_up()
+            await wait_for(lambda: not [t for t in asyncio.all_tasks() if t.get_name() in call_tasks], 5)
 
     asyncio.run(scenario())
 

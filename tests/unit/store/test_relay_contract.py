@@ -496,3 +496,25 @@ def test_a_recreated_call_does_not_inherit_its_old_connection(
     assert store.call_for_connection("conn-1=") is None
     assert store.current_turn("CA0001") == 0
     assert store.attach_connection("CA0001", "conn-2=", now=T0 + 61).connection_id == "conn-2="
+
+
+# --- record_heard: the stream pipelines' cut, by turn number ------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["turn-first", "heard-first"])
+def test_record_heard_marks_that_turn_and_commutes_with_record_turn(store: CallStore, order: str) -> None:
+    store.create_call(make_record(pipeline="cascading"))
+    writes = [lambda: store.record_turn(make_turn(turn=2)), lambda: store.record_heard("CA0001", 2, "answer")]
+    for write in writes if order == "turn-first" else reversed(writes):
+        write()
+    store.record_turn(make_turn(turn=1))
+    turns = {t.turn: t for t in store.list_turns("CA0001")}
+    assert (turns[2].heard_text, turns[2].interrupted) == ("answer", True)
+    assert turns[2].assistant_text == "answer 2"
+    assert (turns[1].heard_text, turns[1].interrupted) == (None, False), "another turn is never touched"
+    assert store.current_turn("CA0001") == 0, "the fence is left alone"
+
+
+def test_record_heard_on_a_missing_call_raises(store: CallStore) -> None:
+    with pytest.raises(CallNotFoundError):
+        store.record_heard("CA-missing", 1, "x")

@@ -9,8 +9,9 @@ Rules, in the order they come up:
 
 * the agent's instructions lead the conversation as a system message (unless the history already
   starts with one);
-* tools run through ``Tool.invoke`` (sync tools in a worker thread); a tool that raises, an unknown
-  tool and arguments that do not fit all become an ``Error: ...`` tool result, and the turn goes on;
+* tools run through ``callkit.call.tools.run_tool`` (the same runner as the realtime pipeline's):
+  a tool that raises, an unknown tool and arguments that do not fit all become an ``Error: ...``
+  tool result, and the turn goes on;
 * a tool may return a call-control action (``callkit.actions``): the model receives
   ``action.describe()``, the turn yields ``ActionRequested`` and gives the model one more round,
   without tools, for its closing words;
@@ -27,15 +28,16 @@ Rules, in the order they come up:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from callkit.actions import Action, EndCall, Transfer
-from callkit.agent import Agent, Tool
+from callkit.actions import Action
+from callkit.agent import Agent
+from callkit.call.phrases import Phrases
+from callkit.call.tools import MAX_TOOL_RESULT, ToolOutcome, run_tool
 from callkit.errors import CallkitError
 from callkit.llm.openai_chat import ChatModel
 from callkit.llm.protocol import (
@@ -54,6 +56,7 @@ from callkit.llm.protocol import (
 
 __all__ = [
     "APOLOGY",
+    "MAX_TOOL_RESULT",
     "ActionRequested",
     "EmptyAnswerError",
     "Speech",
@@ -66,10 +69,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What the caller hears when the turn cannot produce an answer.
-APOLOGY: Final = "Sorry, I'm having trouble right now. Could you say that again?"
-#: Longest tool result given to the model (characters); longer ones are cut.
-MAX_TOOL_RESULT: Final = 16_000
+#: What the caller hears when the turn cannot produce an answer (``Phrases.turn_apology``).
+APOLOGY: Final = Phrases().turn_apology
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,12 @@ class ToolFinished:
     result_text: str
     seconds: float
     error: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The tool call as a turn record keeps it (``TurnRecord.tool_calls``), in every mode."""
+        return ToolOutcome(
+            self.call.name, self.call.arguments, self.result_text, self.seconds, self.error
+        ).as_record()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,41 +136,6 @@ class EmptyAnswerError(CallkitError):
     """The model finished without a word to say and without an action (to move into ``callkit.errors``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _ToolOutcome:
-    text: str
-    error: str | None
-    action: Action | None
-
-
-def _result_text(value: Any) -> tuple[str, Action | None]:
-    if isinstance(value, EndCall | Transfer):
-        return value.describe(), value
-    if isinstance(value, str):
-        text = value
-    elif value is None:
-        text = "Done."
-    else:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    return text[:MAX_TOOL_RESULT], None
-
-
-async def _run_tool(tools: Mapping[str, Tool], call: ToolCall) -> _ToolOutcome:
-    """Run one call. Tool failures become results; ``CancelledError`` (barge-in, timeout) goes through."""
-    tool = tools.get(call.name)
-    if tool is None:
-        error = f"Error: there is no tool named {call.name!r}."
-        return _ToolOutcome(error, error, None)
-    try:
-        value = await tool.invoke(call.arguments)
-        text, action = _result_text(value)
-    except Exception as exc:  # the model hears about it and can tell the caller
-        log.warning("tool %s failed: %s", call.name, type(exc).__name__)
-        error = f"Error: {call.name} failed: {exc}"[:1000]
-        return _ToolOutcome(error, error, None)
-    return _ToolOutcome(text, None, action)
-
-
 def _joined(spoken: list[str], text: str) -> str:
     """``text`` with a space in front if it would otherwise run into what was already said."""
     if spoken and spoken[-1] and not spoken[-1][-1].isspace() and text and not text[0].isspace():
@@ -186,9 +158,13 @@ async def run_turn(
     max_tool_rounds: int = 4,
     turn_timeout: float = 30.0,
     first_token_timeout: float = 10.0,
+    apology: str = APOLOGY,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[TurnEvent, None]:
-    """Answer ``user_text`` after ``history``; see the module docstring for the rules."""
+    """Answer ``user_text`` after ``history``; see the module docstring for the rules.
+
+    ``apology`` is what the caller hears when the turn fails (the interface's ``Phrases``).
+    """
     started = clock()
     deadline = started + turn_timeout
     user = UserMessage(user_text)
@@ -257,10 +233,9 @@ async def run_turn(
             unanswered = list(calls)
             for call in calls:
                 yield ToolStarted(call)
-                tool_started = clock()
                 async with asyncio.timeout(max(0.0, deadline - clock())):
-                    outcome = await _run_tool(agent.tools, call)
-                yield ToolFinished(call, outcome.text, clock() - tool_started, outcome.error)
+                    outcome = await run_tool(agent.tools, call.name, call.arguments, clock=clock)
+                yield ToolFinished(call, outcome.text, outcome.seconds, outcome.error)
                 record(ToolMessage(call.id, outcome.text))
                 unanswered.remove(call)
                 if outcome.action is not None:
@@ -269,17 +244,18 @@ async def run_turn(
     except Exception as exc:  # the caller must hear something; CancelledError is not caught
         error = type(exc).__name__
         if isinstance(exc, CallkitError | TimeoutError):
-            log.warning("agent turn failed: %s: %s", error, exc)
+            # The error's text can quote the provider's body (and so the caller's words): type only.
+            log.warning("agent turn failed", extra={"callkit": {"error": error}})
         else:
-            log.exception("agent turn failed unexpectedly: %s", error)
+            log.error("agent turn failed unexpectedly", exc_info=True, extra={"callkit": {"error": error}})
         for call in unanswered:  # every tool call in the history needs its result
             record(ToolMessage(call.id, "Error: not run, the turn was interrupted."))
-        apology = _joined(spoken, APOLOGY)
-        spoken.append(apology)
+        said = _joined(spoken, apology)
+        spoken.append(said)
         if first_token is None:
             first_token = clock() - started
-        record(AssistantMessage("".join([*round_text, apology])))
-        yield Speech(apology)
+        record(AssistantMessage("".join([*round_text, said])))
+        yield Speech(said)
 
     yield TurnCompleted(
         new_messages=new,

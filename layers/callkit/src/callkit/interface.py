@@ -18,6 +18,7 @@ from callkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from callkit.agent import Agent
+    from callkit.call.phrases import Phrases
     from callkit.realtime import RealtimeConfig
     from callkit.stt import STTConfig
     from callkit.tts import TTSConfig
@@ -89,6 +90,8 @@ class CallInterface:
         webhook_path / stream_path: HTTP path of the incoming-call webhook and WebSocket path of
             the media stream. The status callback lives at ``webhook_path + "/status"``.
         max_call_duration_seconds: the call ends after this long, whatever happens.
+        phrases: the words callkit itself says (goodbye, apology, ...); default: the table for
+            ``language`` in ``callkit.call.phrases`` (English when it has none).
     """
 
     __slots__ = (
@@ -99,6 +102,7 @@ class CallInterface:
         "language",
         "max_call_duration_seconds",
         "phone_number",
+        "phrases",
         "pipeline",
         "provider",
         "realtime",
@@ -135,6 +139,7 @@ class CallInterface:
         webhook_path: str = "/call/incoming",
         stream_path: str = "/call/stream",
         max_call_duration_seconds: int = 3600,
+        phrases: Phrases | None = None,
     ) -> None:
         self.provider: Provider = _choice("provider", provider, get_args(Provider))
         self.pipeline: Pipeline = _choice("pipeline", pipeline, get_args(Pipeline))
@@ -194,6 +199,7 @@ class CallInterface:
         self.webhook_path = webhook_path
         self.stream_path = stream_path
         self.max_call_duration_seconds = max_call_duration_seconds
+        self.phrases = phrases
         if self.provider == "twilio":
             self.credentials = Credentials(
                 _credential(account_sid, ENV_TWILIO_ACCOUNT_SID),

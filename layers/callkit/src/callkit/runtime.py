@@ -102,6 +102,9 @@ class AgentRuntime:
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )
         self.store = store if store is not None else build_store(self.settings)
+        from callkit.store.aio import AsyncStore
+
+        self.stream_store = AsyncStore(self.store)  # the stream side reaches the store off the loop
         self.telemetry = telemetry if telemetry is not None else StdlibTelemetry()
         self.switchboard = Switchboard(
             self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
@@ -154,7 +157,7 @@ class AgentRuntime:
         return pipeline_for(
             admitted,
             model_for=self._model_for,
-            store=self.store,
+            store=self.stream_store,
             telemetry=self.telemetry,
             credentials=self.switchboard.credentials,
             http=self._http,
@@ -220,7 +223,7 @@ class AgentRuntime:
                 path=path,
                 interfaces=self.interfaces,
                 settings=self.settings,
-                store=self.store,
+                store=self.stream_store,
                 credentials=self.switchboard.credentials,
                 telemetry=self.telemetry,
                 pipeline_for=self._stream_pipeline,
@@ -261,4 +264,5 @@ class AgentRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._http.aclose()
+        self.stream_store.close()
         self._socket.close()

@@ -198,6 +198,17 @@ class CallStore(Protocol):
         """
         ...
 
+    def record_heard(self, call_id: str, turn: int, heard_text: str) -> None:
+        """Record what the caller heard of turn ``turn`` (it was cut off), leaving the fence alone.
+
+        The stream pipelines' form of ``interrupt_turn``: one process holds a stream call, so its
+        turns need no fence, only the record. Sets ``heard_text`` and ``interrupted`` on that turn's
+        item, creating it if its ``record_turn`` has not arrived yet (it then expires with the
+        call); like ``interrupt_turn`` it commutes with ``record_turn``. Raises
+        ``CallNotFoundError`` when there is no call.
+        """
+        ...
+
     def record_turn(self, turn: TurnRecord) -> None:
         """Write every field of ``turn`` except ``heard_text`` and ``interrupted``.
 

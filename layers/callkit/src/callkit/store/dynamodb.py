@@ -475,6 +475,24 @@ class DynamoDBCallStore:
         )
         return interrupted
 
+    def record_heard(self, call_id: str, turn: int, heard_text: str) -> None:
+        record = self.get_call(call_id)
+        if record is None:
+            raise CallNotFoundError(f"no call item for {call_id!r}")
+        # As in interrupt_turn: the fields record_turn also writes are if_not_exists.
+        self._update(
+            _turn_key(call_id, turn),
+            "SET heard_text = :heard, interrupted = :true, call_id = if_not_exists(call_id, :call_id), "
+            "turn = if_not_exists(turn, :turn), expires_at = if_not_exists(expires_at, :expires_at)",
+            {
+                ":heard": {"S": heard_text},
+                ":true": {"BOOL": True},
+                ":call_id": {"S": call_id},
+                ":turn": _number(turn),
+                ":expires_at": _number(record.expires_at),
+            },
+        )
+
     def record_turn(self, turn: TurnRecord) -> None:
         values: dict[str, AttributeValueTypeDef] = {
             ":call_id": {"S": turn.call_id},

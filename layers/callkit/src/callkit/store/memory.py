@@ -203,6 +203,17 @@ class MemoryCallStore:
             slot.interrupted = True
             return current.turn
 
+    def record_heard(self, call_id: str, turn: int, heard_text: str) -> None:
+        with self._lock:
+            current = self._live(call_id)
+            if current is None:
+                raise CallNotFoundError(f"no call item for {call_id!r}")
+            slot = self._turns.setdefault(call_id, {}).setdefault(
+                turn, _TurnSlot(expires_at=current.expires_at)
+            )
+            slot.heard_text = heard_text
+            slot.interrupted = True
+
     def record_turn(self, turn: TurnRecord) -> None:
         with self._lock:
             slots = self._turns.setdefault(turn.call_id, {})

@@ -1,4 +1,5 @@
-"""Admitting a media stream (DESIGN §2): anything that fails here is closed with 1008.
+"""Admitting a media stream (DESIGN §2): anything refused here is closed with 1008 (1011 when the
+store cannot be reached), and nothing is written.
 
 1. The upgrade's signature (``X-Twilio-Signature`` / ``X-Plivo-Signature-V3``) over the stream
    URL we wrote in the answer, with the auth token of an interface of that carrier.
@@ -31,7 +32,8 @@ from callkit.errors import (
 if TYPE_CHECKING:
     from callkit.interface import CallInterface
     from callkit.settings import Settings
-    from callkit.store._base import CallRecord, CallStore
+    from callkit.store._base import CallRecord
+    from callkit.store.aio import AsyncStore
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
@@ -49,10 +51,16 @@ class Admitted:
     start: StreamStarted
 
 
+#: WebSocket close code for "the server cannot serve this now" (RFC 6455 §7.4.1): the call store
+#: did not answer, so nothing is known against the stream; the carrier reports the failed stream.
+SERVER_ERROR = 1011
+
+
 class Refused(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, code: int = POLICY_VIOLATION) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 def stream_url(settings: Settings, interface: CallInterface) -> str:
@@ -121,17 +129,24 @@ async def read_start(
         raise Refused("no start message in time") from exc
 
 
-def admit_start(
+async def admit_start(
     start: StreamStarted,
     candidates: Sequence[CallInterface],
     carrier: CarrierFormat,
     *,
-    store: CallStore,
+    store: AsyncStore,
     credentials: Credentials,
     now: float,
 ) -> Admitted:
-    """Check the token against the call item, then claim the call for this stream."""
-    record = store.get_call(start.call_id)
+    """Check the token against the call item, then claim the call for this stream.
+
+    The store is reached off the event loop (``AsyncStore``); when it does not answer, the stream
+    is refused with ``SERVER_ERROR`` and nothing is written.
+    """
+    try:
+        record = await store.get_call(start.call_id)
+    except (CallkitError, TimeoutError) as exc:
+        raise Refused(f"store unavailable: {type(exc).__name__}", code=SERVER_ERROR) from exc
     if record is None or record.carrier != carrier.NAME:
         raise Refused("unknown call")
     interface = next((i for i in candidates if i.phone_number == record.to_number), None) or next(
@@ -143,13 +158,13 @@ def admit_start(
         credentials.stream_tokens().verify(
             start.parameters.get("token", ""), call_id=start.call_id, pipeline=record.pipeline
         )
-        claimed = store.claim_stream(start.call_id, start.stream_id, now=now)
+        claimed = await store.claim_stream(start.call_id, start.stream_id, now=now)
     except TokenError as exc:
         raise Refused(f"stream token: {type(exc).__name__}") from exc
     except (CallNotFoundError, TransitionError) as exc:
         raise Refused(f"claim: {type(exc).__name__}") from exc
-    except CallkitError as exc:
-        raise Refused(f"admission failed: {type(exc).__name__}") from exc
+    except (CallkitError, TimeoutError) as exc:
+        raise Refused(f"store unavailable: {type(exc).__name__}", code=SERVER_ERROR) from exc
     return Admitted(carrier=carrier, interface=interface, call=claimed, start=start)
 
 

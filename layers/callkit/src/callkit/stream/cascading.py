@@ -1,7 +1,8 @@
 """The cascading pipeline: the caller's audio → Deepgram → the agent → Cartesia → the caller.
 
-One admitted stream, one call, one set of provider connections (DESIGN §1: two calls never share
-a socket). The parts are each tested on their own; this module only wires them:
+One admitted stream, one call, one set of provider connections (two calls never share a socket).
+This module supplies the pipeline's voice and transport; the per-call policy is the call core's
+(``callkit.call``): the ending, the task group, the turn record, what was heard, the phrases.
 
 - every inbound 20-ms frame goes to Deepgram and to the speech detector, whose decision and the
   STT's words and utterances feed the barge-in machine (``callkit.bargein``);
@@ -10,20 +11,20 @@ a socket). The parts are each tested on their own; this module only wires them:
   recover from a false start (``ResumeSpeaking``, ``Reprompt``);
 - a turn streams the agent's words in speakable pieces into one Cartesia context and the audio
   back to the carrier in 40-ms pieces, each followed by a mark, so playback is known;
-- ``max_call_duration_seconds`` and a provider failure both end with words (a goodbye, an
-  apology) and a hang-up through the carrier's REST API.
+- the call ends through ``CallEnding``: the goodbye at ``max_call_duration_seconds`` and the
+  apology after a failure in our voice when it works, by the carrier when it does not; one
+  hang-up. Store writes go through the ``Bookkeeper``, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from callkit.actions import EndCall, Transfer
+from callkit.actions import EndCall
 from callkit.bargein import (
     AgentFinished,
     AgentPieceSent,
@@ -47,41 +48,52 @@ from callkit.bargein import (
     TruncateReply,
     deadline,
 )
+from callkit.call.bookkeeping import Bookkeeper
+from callkit.call.ending import AgentEnded, CallEnding, CallerHungUp, Failed, MaxDuration, TransferRequested
+from callkit.call.heard import History, cut_on_word
+from callkit.call.phrases import phrases_for
+from callkit.call.tasks import CallTasks
+from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamCleared, StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
-from callkit.conversation import ActionRequested, Speech, TurnCompleted, run_turn
-from callkit.errors import CallkitError, ServiceError
-from callkit.llm.protocol import AssistantMessage, Message, UserMessage
+from callkit.conversation import Speech, run_turn
+from callkit.errors import ServiceError
+from callkit.llm.protocol import AssistantMessage, UserMessage
 from callkit.relay.chunker import SpeechChunker
-from callkit.store._base import TurnRecord
+from callkit.stream.hangup import CarrierRest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
-    from callkit.store._base import CallStore
+    from callkit.store._base import TurnKind
+    from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import StreamLink
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
     from callkit.tts.cartesia_session import CartesiaReply, CartesiaSession
 
-PIECE_BYTES = 320  # 40 ms of μ-law 8 kHz: between the 20-50 ms a carrier plays smoothly
-MS_PER_CHAR = 65.0  # speech rate used to place marks in the text (Cartesia gives no alignment)
-GOODBYE = "We've reached the time limit for this call. Thank you for calling, goodbye."
-APOLOGY = "Sorry, we're having technical trouble and have to end the call. Please call back later. Goodbye."
-
-
-def keypad_text(digit: str) -> str:
-    return f"(The caller pressed {digit} on the keypad.)"
+PIECE_BYTES: Final = 320  # 40 ms of μ-law 8 kHz: between the 20-50 ms a carrier plays smoothly
+MS_PER_CHAR: Final = 65.0  # speech rate used to place marks in the text (Cartesia gives no alignment here)
+#: Once a reply's text is all sent, its audio must keep coming: a TTS silent this long has stalled.
+TTS_STALL_SECONDS: Final = 4.0
+#: Our closing words may take their spoken length plus this before the carrier speaks them instead.
+SPEAK_SLACK_SECONDS: Final = 4.0
 
 
 @dataclass
 class _Turn:
     number: int
-    task: asyncio.Task[None] | None = None  # set right after the turn object is current
+    log: TurnLog
+    task: asyncio.Task[None] | None = None
     reply: CartesiaReply | None = None
-    text: list[str] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)  # the text handed to the TTS, in order
+    failed: bool = False  # the TTS failed while speaking it
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 class CascadingCall:
@@ -91,7 +103,7 @@ class CascadingCall:
         self,
         *,
         model: ChatModel,
-        store: CallStore,
+        store: AsyncStore,
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
@@ -100,18 +112,19 @@ class CascadingCall:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
-        self.public_url = public_url  # where Plivo fetches a transfer's <Dial>
+        self.public_url = public_url  # where Plivo fetches a transfer's <Dial> or the apology
         self.store = store
         self.telemetry = telemetry
         self.credentials = credentials
         self.http = http
         self._clock = clock
         self._wall = wall
-        self.history: list[Message] = []
+        self.history = History()
         self._turn: _Turn | None = None
-        self._ended = asyncio.Event()
+        self._recent: dict[int, _Turn] = {}  # the last turns by number: a cut may follow their cancel
+        self._numbers = 0  # turn numbers: 0 is the welcome, then one per turn started
         self._idle = asyncio.Event()  # set while nothing of ours is playing (the machine is IDLE)
-        self._end_reason = "caller hung up"
+        self._stt_ok = True
         # Measurements (logged, and read by bench/media.py): caller frames from speech onset to a
         # clear (audio time), and the caller's utterance → the reply's first TTS request.
         self._frames = 0
@@ -127,6 +140,8 @@ class CascadingCall:
 
         self.admitted, self.link = admitted, link
         interface = admitted.interface
+        self.call_id = admitted.call.call_id
+        self.phrases = phrases_for(interface)
         self.carrier, self.stream_id = admitted.carrier, admitted.start.stream_id
         self.machine = BargeIn(
             BargeInPolicy.from_interface(interface.interruptible, interface.interrupt_sensitivity)
@@ -135,40 +150,63 @@ class CascadingCall:
         assert interface.stt is not None and interface.tts is not None  # CallInterface guarantees it
         self.stt = interface.stt.session(encoding="mulaw", sample_rate=8000)
         self.tts: CartesiaSession = interface.tts.session(encoding="pcm_mulaw", sample_rate=8000)
-        tasks: list[asyncio.Task[None]] = []
+        self.tasks = CallTasks(self._task_failed)
+        self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
+        self.ending = CallEnding(
+            voice=self,
+            carrier=CarrierRest(self.http, interface, self.call_id, self.credentials, self.public_url),
+            tasks=self.tasks,
+            phrases=self.phrases,
+            telemetry=self.telemetry,
+        )
         try:
-            await self.stt.start()
-            await self.tts.connect()
-            tasks = [
-                asyncio.create_task(self._inbound()),
-                asyncio.create_task(self._transcripts()),
-                asyncio.create_task(self._ticks()),
-                asyncio.create_task(
-                    self._deadline(admitted.call.created_at + interface.max_call_duration_seconds)
-                ),
-            ]
-            if interface.welcome_message:
-                await self._start_fixed(interface.welcome_message, kind="welcome")
-            await self._ended.wait()
-        except ServiceError:
-            self.telemetry.error("a provider failed at call start", exc_info=True)
-            await self._fail()
+            self.tasks.spawn(self._inbound(), name="inbound")
+            self.tasks.spawn(self._ticks(), name="ticks")
+            self.tasks.spawn(
+                self._deadline(admitted.call.created_at + interface.max_call_duration_seconds),
+                name="deadline",
+            )
+            await self._connect()
+            await self.ending.ended.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await self._cancel_turn()
+            await self._cancel_turn()  # the turn records itself as it stops
+            await self.books.flush()
+            await self.tasks.aclose()
             with contextlib.suppress(Exception):
                 await self.stt.close()
             with contextlib.suppress(Exception):
                 await self.tts.aclose()
-            self.telemetry.info("cascading call ended", reason=self._end_reason)
+            self.telemetry.info("cascading call ended", reason=self.ending.reason or "stream closed")
+
+    async def _connect(self) -> None:
+        try:
+            await self.tts.connect()
+        except ServiceError:
+            self.telemetry.error("speech synthesis unavailable at call start", exc_info=True)
+            self.ending.trigger(Failed("tts", voice_works=False))
+            return
+        try:
+            await self.stt.start()
+        except ServiceError:
+            self.telemetry.error("speech recognition unavailable at call start", exc_info=True)
+            self._stt_ok = False
+            self.ending.trigger(Failed("stt", voice_works=True))
+            return
+        self.tasks.spawn(self._transcripts(), name="transcripts")
+        if self.admitted.interface.welcome_message:
+            self._start_fixed(self.admitted.interface.welcome_message, kind="welcome")
+
+    def _task_failed(self, name: str, error: BaseException) -> None:
+        self.telemetry.error("call task failed", task=name, reason=type(error).__name__)
+        self.telemetry.count("CallTaskFailures")
+        self.ending.trigger(Failed(f"{name} failed", voice_works=True))  # if not, the carrier speaks
 
     async def _inbound(self) -> None:
         from callkit.stream.server import carrier_events
 
         async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
-                await self.stt.send_audio(event.audio)
+                await self._send_to_stt(event.audio)
                 decision = self._vad.process(self._decode(event.audio))
                 self._frames += 1
                 if not decision.is_speech:
@@ -184,7 +222,18 @@ class CascadingCall:
                 await self._act(CallerDtmf(event.digit))
             elif isinstance(event, StreamStopped):
                 break
-        self._end("caller hung up")
+        self.ending.trigger(CallerHungUp())
+
+    async def _send_to_stt(self, audio: bytes) -> None:
+        if not self._stt_ok:
+            return
+        try:
+            await self.stt.send_audio(audio)
+        except ServiceError:
+            self._stt_ok = False
+            self.telemetry.error("speech recognition failed", exc_info=True)
+            self.telemetry.count("ProviderFailures")
+            self.ending.trigger(Failed("stt", voice_works=True))
 
     async def _transcripts(self) -> None:
         from callkit.stt.deepgram_protocol import Interim, Utterance
@@ -197,8 +246,10 @@ class CascadingCall:
                     self._utterance_at = self._clock()
                     await self._act(CallerUtterance(event.text))
         except ServiceError:
+            self._stt_ok = False
             self.telemetry.error("speech recognition failed", exc_info=True)
-            await self._fail()
+            self.telemetry.count("ProviderFailures")
+            self.ending.trigger(Failed("stt", voice_works=True))
 
     async def _ticks(self) -> None:
         # Caller frames (50 a second) already carry the time to the machine; a Tick is only needed
@@ -212,7 +263,7 @@ class CascadingCall:
         await asyncio.sleep(max(0.0, at - self._wall()))
         self.telemetry.info("call reached its maximum duration")
         self.telemetry.count("MaxDurationReached")
-        await self._say_and_hang_up(GOODBYE, "max-duration")
+        self.ending.trigger(MaxDuration())
 
     # --- the barge-in machine and its actions --------------------------------------------------
 
@@ -222,6 +273,7 @@ class CascadingCall:
             self._idle.set()
         else:
             self._idle.clear()
+        live = self.ending.live  # once the call is ending, nothing starts a new agent turn
         for action in actions:
             if isinstance(action, ClearPlayback):
                 await self._send(self.carrier.encode_clear(self.stream_id))
@@ -232,45 +284,54 @@ class CascadingCall:
             elif isinstance(action, CancelSpeech):
                 await self._cancel_turn(action.turn)
             elif isinstance(action, TruncateReply):
-                self._truncate(action.turn, action.heard_text)
+                self._cut(action.turn, action.heard_text)
+            elif not live:
+                continue
             elif isinstance(action, ResumeSpeaking):
-                await self._start_fixed(action.remaining_text, kind="prompt")
+                self._start_fixed(action.remaining_text, kind="prompt")
             elif isinstance(action, Reprompt):
-                await self._start_agent(
-                    "(The caller stopped. Say what you were saying, briefly.)", kind="prompt"
-                )
+                await self._start_agent(self.phrases.reprompt, kind="prompt")
             elif isinstance(action, StartTurn):
-                text = keypad_text(action.text) if action.kind == "dtmf" else action.text
-                await self._start_agent(text, kind="dtmf" if action.kind == "dtmf" else "prompt")
+                dtmf = action.kind == "dtmf"
+                await self._start_agent(
+                    self.phrases.keypad_text(action.text) if dtmf else action.text,
+                    kind="dtmf" if dtmf else "prompt",
+                )
 
-    def _truncate(self, turn: int, heard: str) -> None:
-        for index in range(len(self.history) - 1, -1, -1):
-            message = self.history[index]
-            if isinstance(message, AssistantMessage) and message.content:
-                self.history[index] = AssistantMessage(heard or None, message.tool_calls)
-                break
-        with contextlib.suppress(CallkitError):
-            self.store.interrupt_turn(self.admitted.call.call_id, heard, now=self._wall())
+    def _cut(self, number: int, heard_chars: str) -> None:
+        """The caller cut turn ``number`` off: keep what they heard of it, ending on a word."""
+        turn = self._recent.get(number)
+        heard = cut_on_word(turn.text if turn is not None else heard_chars, len(heard_chars))
+        self.history.cut(number, heard)
+        self.books.record_heard(self.call_id, number, heard)
 
     # --- turns ---------------------------------------------------------------------------------
 
-    async def _start_agent(self, text: str, *, kind: str) -> None:
+    def _next_number(self) -> int:
+        self._numbers += 1
+        return self._numbers
+
+    async def _start_agent(self, text: str, *, kind: TurnKind) -> None:
         await self._cancel_turn()
-        number = self.store.next_turn(self.admitted.call.call_id, now=self._wall())
+        number = self._next_number()
+        turn = self._turn = self._recent[number] = _Turn(number, self._log(number, kind, text))
         # Eager: the turn runs at once up to its first real wait (the model's first bytes) instead
         # of queueing behind every caller frame already on the loop (bench/media.py at 100 calls).
-        turn = self._turn = _Turn(number)  # current before it starts: _speak registers its reply on it
-        turn.task = asyncio.eager_task_factory(
-            asyncio.get_running_loop(), self._agent_turn(number, text, kind)
-        )
+        turn.task = self.tasks.spawn(self._agent_turn(turn, text), name="turn", eager=True)
 
-    async def _start_fixed(self, text: str, *, kind: str) -> None:
-        await self._cancel_turn()
-        number = (
-            0 if kind == "welcome" else self.store.next_turn(self.admitted.call.call_id, now=self._wall())
-        )
-        turn = self._turn = _Turn(number)
-        turn.task = asyncio.create_task(self._fixed_turn(number, text, kind))
+    def _start_fixed(self, text: str, *, kind: TurnKind) -> _Turn:
+        """Speak ``text`` as it is (the welcome, words resumed after a false start) as a new turn."""
+        if self._turn is not None and self._turn.task is not None and not self._turn.task.done():
+            self._turn.task.cancel()  # only ever a turn whose reply the machine has let go of
+        number = 0 if kind == "welcome" else self._next_number()
+        turn = self._turn = self._recent[number] = _Turn(number, self._log(number, kind, ""))
+        turn.task = self.tasks.spawn(self._fixed_turn(turn, text), name="turn")
+        return turn
+
+    def _log(self, number: int, kind: TurnKind, caller: str) -> TurnLog:
+        for old in [n for n in self._recent if n < number - 2]:
+            del self._recent[old]
+        return TurnLog(self.admitted.call, number, kind, caller, clock=self._clock, wall=self._wall)
 
     async def _cancel_turn(self, number: int | None = None) -> None:
         turn = self._turn
@@ -280,79 +341,84 @@ class CascadingCall:
         if turn.task is None or turn.task.done():  # it finished: nothing of it is left to cancel
             return
         if turn.reply is not None:
-            await turn.reply.cancel()
+            with contextlib.suppress(ServiceError):
+                await turn.reply.cancel()
         if turn.task is not asyncio.current_task():
             turn.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CallkitError):
+            with contextlib.suppress(asyncio.CancelledError, ServiceError):
                 await turn.task
 
-    async def _fixed_turn(self, number: int, text: str, kind: str) -> None:
+    async def _fixed_turn(self, turn: _Turn, text: str) -> None:
         async def pieces() -> AsyncIterator[str]:
             yield text
 
-        started = self._clock()
-        first = await self._speak(number, pieces(), known_text=text)
-        self.history.append(AssistantMessage(text, ()))
-        self._record(number, kind, "", text, [{"role": "assistant", "content": text}], [], started, first)
+        try:
+            await self._speak(turn, pieces(), known_text=text)
+        except ServiceError:
+            turn.failed = True
+            self._tts_failed()
+        finally:
+            self.history.set(turn.number, [AssistantMessage(text)])
+            self.books.record_turn(turn.log.record(spoken=turn.text))
 
-    async def _agent_turn(self, number: int, text: str, kind: str) -> None:
+    async def _agent_turn(self, turn: _Turn, text: str) -> None:
         interface = self.admitted.interface
         assert interface.agent is not None
-        started = self._clock()
-        history = list(self.history)
-        self.history.append(UserMessage(text))
-        completed: list[TurnCompleted] = []
-        actions: list[EndCall | Transfer] = []
+        history = self.history.messages()
+        self.history.set(turn.number, [UserMessage(text)])
+        log = turn.log
 
         async def pieces() -> AsyncIterator[str]:
             chunker = SpeechChunker()
-            async for item in run_turn(interface.agent, self.model, history, text):  # type: ignore[arg-type]
+            events = run_turn(
+                interface.agent,  # type: ignore[arg-type]
+                self.model,
+                history,
+                text,
+                apology=self.phrases.turn_apology,
+            )
+            async for item in events:
+                log.observe(item)
                 if isinstance(item, Speech):
                     for piece in chunker.feed(item.text):
                         yield piece
-                elif isinstance(item, ActionRequested):
-                    actions.append(item.action)
-                elif isinstance(item, TurnCompleted):
-                    completed.append(item)
             if rest := chunker.flush():
                 yield rest
 
-        first: list[float] = []  # filled by _speak as the first audio goes out, even if cut short
         try:
-            await self._speak(number, pieces(), first=first)
-        finally:  # recorded even when cut short (a barge-in, the caller hanging up)
-            if completed:
-                self.history[-1:] = completed[0].new_messages
-            from callkit.llm.protocol import to_wire
+            await self._speak(turn, pieces())
+        except ServiceError:
+            self._tts_failed()
+            return
+        finally:  # kept even when cut short (a barge-in, the caller hanging up)
+            if log.completed is not None:
+                self.history.set(turn.number, log.completed.new_messages)
+            else:
+                said = [AssistantMessage(turn.text)] if turn.text else []
+                self.history.set(turn.number, [UserMessage(text), *said])
+            self.books.record_turn(log.record(spoken=turn.text))
+        for action in log.actions:
+            await self._wait_played()
+            self.ending.trigger(AgentEnded() if isinstance(action, EndCall) else TransferRequested(action.to))
 
-            spoken = completed[0].assistant_text if completed else ""
-            wire = to_wire(completed[0].new_messages) if completed else [{"role": "user", "content": text}]
-            self._record(number, kind, text, spoken, wire, [], started, first[0] if first else None)
-        for action in actions:
-            await self._perform(action)
+    def _tts_failed(self) -> None:
+        self.telemetry.error("speech synthesis failed", exc_info=True)
+        self.telemetry.count("ProviderFailures")
+        self.ending.trigger(Failed("tts", voice_works=False))
 
-    async def _speak(
-        self,
-        number: int,
-        pieces: AsyncIterator[str],
-        *,
-        known_text: str = "",
-        first: list[float] | None = None,
-    ) -> float | None:
-        """Speak a turn; returns ms to the first audio piece sent (``None`` if none)."""
-        turn = self._turn
-        reply = self.tts.new_reply()
-        if turn is not None:
-            turn.reply = reply
-        await self._act(AgentStarted(number, known_text))
+    async def _speak(self, turn: _Turn, pieces: AsyncIterator[str], *, known_text: str = "") -> None:
+        """Speak a turn's pieces; raises ``ServiceError`` when the TTS fails or stalls."""
+        reply = turn.reply = self.tts.new_reply()
+        await self._act(AgentStarted(turn.number, known_text))
         started = self._clock()
-        first = [] if first is None else first
-        text_sent = [0]  # characters handed to the TTS so far: marks never point past them
-        sender = asyncio.create_task(self._play(number, reply, started, first, text_sent))
+        sent_chars = [0]  # characters handed to the TTS so far: marks never point past them
+        text_done = asyncio.Event()
+        sender = asyncio.ensure_future(self._play(turn, reply, started, sent_chars, text_done))
         try:
             async for piece in pieces:
                 await self._act(AgentText(piece))
-                text_sent[0] += len(piece)
+                turn.pieces.append(piece)
+                sent_chars[0] += len(piece)
                 if self._utterance_at is not None:  # the first words of the answer to an utterance
                     self.eou_to_tts_ms.append((self._clock() - self._utterance_at) * 1000)
                     self.telemetry.info("answer started", eou_to_tts_ms=round(self.eou_to_tts_ms[-1], 3))
@@ -360,19 +426,22 @@ class CascadingCall:
                 await reply.send(piece)
             await self._act(AgentText("", final=True))
             await reply.end()
+            text_done.set()
             await sender
             await self._act(AgentFinished())
-        except ServiceError:
-            self.telemetry.error("speech synthesis failed", exc_info=True)
-            sender.cancel()
-            asyncio.get_running_loop().create_task(self._fail())
         finally:
             if not sender.done():
                 sender.cancel()
-        return first[0] if first else None
+                with contextlib.suppress(asyncio.CancelledError, ServiceError):
+                    await sender
 
     async def _play(
-        self, number: int, reply: CartesiaReply, started: float, first: list[float], text_sent: list[int]
+        self,
+        turn: _Turn,
+        reply: CartesiaReply,
+        started: float,
+        sent_chars: list[int],
+        text_done: asyncio.Event,
     ) -> None:
         buffered, sent_ms, piece = b"", 0.0, 0
 
@@ -380,14 +449,23 @@ class CascadingCall:
             nonlocal sent_ms, piece
             piece += 1
             sent_ms += len(audio) / 8
-            mark = f"t{number}p{piece}"
+            mark = f"t{turn.number}p{piece}"
             await self._send(self.carrier.encode_play_audio(self.stream_id, audio))
             await self._send(self.carrier.encode_mark(self.stream_id, mark))
-            if not first:
-                first.append((self._clock() - started) * 1000)
-            await self._act(AgentPieceSent(mark, min(int(sent_ms / MS_PER_CHAR), text_sent[0]), sent_ms))
+            turn.log.output_started()
+            await self._act(AgentPieceSent(mark, min(int(sent_ms / MS_PER_CHAR), sent_chars[0]), sent_ms))
 
-        async for audio in reply.audio():
+        chunks = reply.audio()
+        while True:
+            try:
+                if text_done.is_set():  # all text is out: the audio must keep coming
+                    audio = await asyncio.wait_for(anext(chunks), TTS_STALL_SECONDS)
+                else:
+                    audio = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                raise ServiceError("the TTS stalled mid-reply", retryable=True) from exc
             buffered += audio
             while len(buffered) >= PIECE_BYTES:
                 chunk, buffered = buffered[:PIECE_BYTES], buffered[PIECE_BYTES:]
@@ -395,100 +473,32 @@ class CascadingCall:
         if buffered:
             await send_piece(buffered)
 
-    def _record(
-        self,
-        number: int,
-        kind: str,
-        caller: str,
-        spoken: str,
-        wire: list[dict[str, Any]],
-        tools: list[Any],
-        started: float,
-        first_ms: float | None,
-    ) -> None:
-        record = TurnRecord(
-            call_id=self.admitted.call.call_id,
-            turn=number,
-            kind="welcome" if kind == "welcome" else "dtmf" if kind == "dtmf" else "prompt",
-            caller_text=caller,
-            assistant_text=spoken,
-            heard_text=None,
-            interrupted=False,
-            messages=json.dumps(wire),
-            tool_calls=json.dumps(tools),
-            started_at=self._wall(),
-            first_token_ms=first_ms,
-            total_ms=(self._clock() - started) * 1000,
-            expires_at=self.admitted.call.expires_at,
-        )
-        with contextlib.suppress(CallkitError):
-            self.store.record_turn(record)
-
-    # --- ending --------------------------------------------------------------------------------
-
-    async def _perform(self, action: EndCall | Transfer) -> None:
-        if isinstance(action, EndCall):
-            await self._wait_played()
-            await self._hang_up("the agent ended the call")
-        else:
-            from callkit.stream.hangup import transfer
-
-            await self._wait_played()
-            interface = self.admitted.interface
-            try:
-                await transfer(
-                    self.http,
-                    interface,
-                    self.admitted.call.call_id,
-                    action.to,
-                    auth_token=self.credentials.auth_token(interface),
-                    public_url=self.public_url,
-                )
-            except CallkitError:
-                self.telemetry.error("transfer failed", exc_info=True)
-                return
-            self.telemetry.count("Transfers")
-            self._end("transferred")
-
-    async def _say_and_hang_up(self, text: str, reason: str) -> None:
-        # Our own decision, not a barge-in: drop what is queued and start the machine afresh, so the
-        # closing words are not an "illegal second reply" while the old one still plays.
-        await self._cancel_turn()
-        await self._send(self.carrier.encode_clear(self.stream_id))
-        self.machine = BargeIn(self.machine.policy)
-        await self._start_fixed(text, kind="prompt")
-        if self._turn is not None and self._turn.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, CallkitError):
-                await self._turn.task
-        await self._wait_played()
-        await self._hang_up(reason)
-
     async def _wait_played(self, limit: float = 15.0) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), limit)
 
-    async def _fail(self) -> None:
-        self.telemetry.count("ProviderFailures")
-        with contextlib.suppress(Exception):
-            await self._say_and_hang_up(APOLOGY, "provider failure")
-        self._end("provider failure")
+    # --- the voice the ending speaks with (callkit.call.ending.Voice) ---------------------------
 
-    async def _hang_up(self, reason: str) -> None:
-        from callkit.stream.hangup import end_call
-
-        await end_call(
-            self.http,
-            self.admitted.interface,
-            self.admitted.call.call_id,
-            credentials=self.credentials,
-            telemetry=self.telemetry,
+    async def stop_agent(self) -> None:
+        """Our own words come next: drop what plays and stop the agent; the caller cannot cut them."""
+        await self._cancel_turn()
+        await self._send(self.carrier.encode_clear(self.stream_id))
+        self.machine = BargeIn(
+            BargeInPolicy.from_interface("none", self.admitted.interface.interrupt_sensitivity)
         )
-        self._end(reason)
+        await self._act(Tick())
 
-    def _end(self, reason: str) -> None:
-        if not self._ended.is_set():
-            self._end_reason = reason
-            self._ended.set()
+    async def speak(self, text: str) -> None:
+        turn = self._start_fixed(text, kind="prompt")
+        async with asyncio.timeout(len(text) * MS_PER_CHAR / 1000 + SPEAK_SLACK_SECONDS):
+            assert turn.task is not None
+            await asyncio.shield(turn.task)
+            if turn.failed or not turn.pieces:
+                raise ServiceError("the closing words were not spoken")
+            await self._idle.wait()
+
+    async def prompt_agent(self, text: str) -> None:
+        await self._start_agent(text, kind="prompt")
 
     async def _send(self, text: str) -> None:
         with contextlib.suppress(Exception):

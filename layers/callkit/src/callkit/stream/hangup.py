@@ -1,7 +1,12 @@
-"""Ending a call through the carrier's REST API (used at max duration and after a failure)."""
+"""The carrier's REST actions on a live stream call: hang up, transfer, speak and hang up.
+
+``CarrierRest`` is what the call core's ending (``callkit.call.ending``) drives; the functions
+below it are the requests themselves, the same shape for Twilio and Plivo.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode
@@ -24,6 +29,54 @@ if TYPE_CHECKING:
 #: Override the carriers' API base URLs (a local fake in tests and the demo).
 ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
 ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
+
+
+#: A carrier request that takes longer than this has failed: the caller is waiting in silence.
+REST_TIMEOUT_SECONDS: Final = 8.0
+
+
+class CarrierRest:
+    """One stream call's REST actions (``callkit.call.ending.CarrierActions``), each bounded in time."""
+
+    def __init__(
+        self,
+        client: HTTPClient,
+        interface: CallInterface,
+        call_id: str,
+        credentials: Credentials,
+        public_url: str,
+    ) -> None:
+        self.client, self.interface, self.call_id = client, interface, call_id
+        self.credentials, self.public_url = credentials, public_url
+
+    def _token(self) -> str:
+        return self.credentials.auth_token(self.interface)
+
+    async def hang_up(self) -> None:
+        async with asyncio.timeout(REST_TIMEOUT_SECONDS):
+            await hang_up(self.client, self.interface, self.call_id, auth_token=self._token())
+
+    async def transfer(self, to: str) -> None:
+        async with asyncio.timeout(REST_TIMEOUT_SECONDS):
+            await transfer(
+                self.client,
+                self.interface,
+                self.call_id,
+                to,
+                auth_token=self._token(),
+                public_url=self.public_url,
+            )
+
+    async def say_and_hang_up(self, text: str) -> None:
+        async with asyncio.timeout(REST_TIMEOUT_SECONDS):
+            await apologise_and_hang_up(
+                self.client,
+                self.interface,
+                self.call_id,
+                text,
+                auth_token=self._token(),
+                public_url=self.public_url,
+            )
 
 
 def _base(interface: CallInterface) -> str | None:

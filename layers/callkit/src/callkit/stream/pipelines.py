@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
-    from callkit.store._base import CallStore
+    from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import Pipeline
     from callkit.switchboard import Credentials
@@ -21,7 +21,7 @@ def pipeline_for(
     admitted: Admitted,
     *,
     model_for: Callable[[CallInterface], ChatModel],
-    store: CallStore,
+    store: AsyncStore,
     telemetry: Telemetry,
     credentials: Credentials,
     http: HTTPClient,

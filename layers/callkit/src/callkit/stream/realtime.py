@@ -1,19 +1,22 @@
 """The realtime pipeline: the carrier's μ-law audio ↔ OpenAI Realtime (GA), speech to speech.
 
-One admitted stream, one Realtime session (DESIGN §1). μ-law passes through untouched both ways
+One admitted stream, one Realtime session. μ-law passes through untouched both ways
 (``audio/pcmu``); the server's VAD (``turn_detection`` from ``interrupt_sensitivity``) takes turns.
-What this module adds (ai-providers.md §3.5):
+This module supplies the pipeline's voice (the model's) and transport; the per-call policy is the
+call core's (``callkit.call``):
 
-- the agent's instructions and tools in ``session.update``; tool calls run through the Agent's
-  own ``Tool.invoke``; after all outputs of a response, exactly one ``response.create``
-  (``ResponseGate``: never two in flight);
+- the agent's instructions and tools in ``session.update``; tool calls run through the shared
+  runner (``callkit.call.tools``) in tasks of the call, and after all outputs of a response
+  exactly one ``response.create`` (``ResponseGate``); a tool's ``EndCall`` or ``Transfer`` is
+  performed by the call's ending once the model's closing words have played;
 - playback tracking: every audio delta goes to the carrier followed by a mark; a played mark says
-  how many milliseconds of that item the caller heard;
+  how many milliseconds of that item the caller heard; a lost mark is waited for only until the
+  audio sent should have finished playing;
 - barge-in per ``interruptible``: on ``speech_started`` while audio is queued, ``clear`` /
-  ``clearAudio`` and ``conversation.item.truncate`` at the milliseconds actually played;
-- the welcome message spoken by the model in its own voice; DTMF as a user message; transcripts of
-  both sides saved per turn; ``max_call_duration_seconds``; a failed session ends the call with
-  the carrier's own apology (Twilio ``<Say>`` inline, Plivo ``<Speak>`` from the webhook).
+  ``clearAudio`` and ``conversation.item.truncate`` at the milliseconds actually played; the
+  turn keeps the share of the transcript heard, cut on a word;
+- the welcome and the closing words are spoken by the model in its own voice; a session that
+  fails ends the call with the carrier speaking the apology (Twilio ``<Say>``, Plivo ``<Speak>``).
 """
 
 from __future__ import annotations
@@ -21,27 +24,39 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from callkit.actions import EndCall
+from callkit.call.bookkeeping import Bookkeeper
+from callkit.call.ending import AgentEnded, CallEnding, CallerHungUp, Failed, MaxDuration, TransferRequested
+from callkit.call.heard import heard_share
+from callkit.call.phrases import phrases_for
+from callkit.call.tasks import CallTasks
+from callkit.call.tools import run_tool
+from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
-from callkit.errors import CallkitError, ServiceError
-from callkit.store._base import TurnRecord
+from callkit.errors import ServiceError
+from callkit.stream.hangup import CarrierRest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
+    from callkit.actions import Action
     from callkit.net.http1 import HTTPClient
-    from callkit.store._base import CallStore
+    from callkit.realtime.openai_protocol import FunctionCall, ResponseDone
+    from callkit.store._base import TurnKind
+    from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import StreamLink
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
-APOLOGY = "Sorry, we're having technical trouble and have to end the call. Please call back later. Goodbye."
-GOODBYE = "We've reached the time limit for this call. Thank you for calling, goodbye."
+#: After the audio sent should have finished playing, a mark still missing is taken as lost.
+MARK_GRACE_SECONDS: Final = 1.5
+#: The model's closing words may take their spoken length (about 65 ms a character) plus this.
+SPEAK_SLACK_SECONDS: Final = 6.0
 
 
 @dataclass
@@ -56,12 +71,8 @@ class _Item:
 
 @dataclass
 class _Turn:
-    number: int
-    caller: str = ""
+    log: TurnLog
     items: list[_Item] = field(default_factory=list)
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    started: float = 0.0
-    first_audio_ms: float | None = None
     interrupted: bool = False
 
 
@@ -71,7 +82,7 @@ class RealtimeCall:
     def __init__(
         self,
         *,
-        store: CallStore,
+        store: AsyncStore,
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
@@ -86,12 +97,20 @@ class RealtimeCall:
         self.http = http
         self._clock = clock
         self._wall = wall
-        self._ended = asyncio.Event()
         self._items: dict[str, _Item] = {}
         self._marks: dict[str, tuple[str, float]] = {}
         self._queued: set[str] = set()
+        self._played = asyncio.Event()  # set while no mark of ours is pending
+        self._play_until = 0.0  # when the audio sent should have finished playing (clock)
         self._turn: _Turn | None = None
+        self._numbers = 0
         self._marks_sent = 0
+        self._tools_running = 0
+        self._action: Action | None = None  # a tool's call-control action, performed after its words
+        self._response_done = asyncio.Event()
+        self._last_status = "completed"
+        self._closing = False  # our closing words are playing: no barge-in, no new tools
+        self._session_ok = False  # the Realtime session is up
 
     async def run(self, admitted: Admitted, link: StreamLink) -> None:
         from callkit.realtime.openai_protocol import session_update
@@ -101,6 +120,7 @@ class RealtimeCall:
         interface = admitted.interface
         assert interface.realtime is not None and interface.agent is not None  # CallInterface checks
         self.agent = interface.agent
+        self.phrases = phrases_for(interface)
         self.session = interface.realtime.session()
         update = session_update(
             interface.realtime,
@@ -109,34 +129,55 @@ class RealtimeCall:
             interrupt_sensitivity=interface.interrupt_sensitivity,
             interruptible=interface.interruptible,
         )
-        tasks: list[asyncio.Task[None]] = []
+        self.tasks = CallTasks(self._task_failed)
+        self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
+        self.ending = CallEnding(
+            voice=self,
+            carrier=CarrierRest(
+                self.http, interface, admitted.call.call_id, self.credentials, self.public_url
+            ),
+            tasks=self.tasks,
+            phrases=self.phrases,
+            telemetry=self.telemetry,
+        )
+        self._played.set()
         try:
-            await self.session.connect(update)
-            from callkit.realtime.openai_session import ResponseGate
-
-            self.gate = ResponseGate(self.session)
-            tasks = [
-                asyncio.create_task(self._inbound()),
-                asyncio.create_task(self._outbound()),
-                asyncio.create_task(
-                    self._deadline(admitted.call.created_at + interface.max_call_duration_seconds)
-                ),
-            ]
-            if interface.welcome_message:
-                self._new_turn("")
-                await self.gate.request(
-                    instructions=f'Greet the caller by saying exactly: "{interface.welcome_message}"'
-                )
-            await self._ended.wait()
-        except ServiceError:
-            self.telemetry.error("the realtime session failed", exc_info=True)
-            await self._fail()
+            self.tasks.spawn(self._inbound(), name="inbound")
+            self.tasks.spawn(
+                self._deadline(admitted.call.created_at + interface.max_call_duration_seconds),
+                name="deadline",
+            )
+            await self._connect(update)
+            await self.ending.ended.wait()
         finally:
-            for task in tasks:
-                task.cancel()
             self._save_turn()
+            await self.books.flush()
+            await self.tasks.aclose()
             with contextlib.suppress(Exception):
                 await self.session.close()
+            self.telemetry.info("realtime call ended", reason=self.ending.reason or "stream closed")
+
+    async def _connect(self, update: Mapping[str, Any]) -> None:
+        from callkit.realtime.openai_session import ResponseGate
+
+        try:
+            await self.session.connect(update)
+        except ServiceError:
+            self.telemetry.error("the realtime session failed", exc_info=True)
+            self.telemetry.count("ProviderFailures")
+            self.ending.trigger(Failed("realtime", voice_works=False))
+            return
+        self.gate = ResponseGate(self.session)
+        self._session_ok = True
+        self.tasks.spawn(self._outbound(), name="outbound")
+        if welcome := self.admitted.interface.welcome_message:
+            self._new_turn("", kind="welcome")
+            await self.gate.request(instructions=f'Greet the caller by saying exactly: "{welcome}"')
+
+    def _task_failed(self, name: str, error: BaseException) -> None:
+        self.telemetry.error("call task failed", task=name, reason=type(error).__name__)
+        self.telemetry.count("CallTaskFailures")
+        self.ending.trigger(Failed(f"{name} failed", voice_works=name != "outbound"))
 
     # --- caller → model -----------------------------------------------------------------------
 
@@ -146,17 +187,21 @@ class RealtimeCall:
 
         async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
-                await self.session.send(append_audio(base64.b64encode(event.audio).decode("ascii")))
+                if self._session_ok:
+                    with contextlib.suppress(ServiceError):  # a dropped session ends the call in _outbound
+                        await self.session.send(append_audio(base64.b64encode(event.audio).decode("ascii")))
             elif isinstance(event, StreamMarkPlayed):
-                self._played(event.name)
+                self._mark_played(event.name)
             elif isinstance(event, StreamDtmf):
                 await self._dtmf(event.digit)
             elif isinstance(event, StreamStopped):
                 break
-        self._ended.set()
+        self.ending.trigger(CallerHungUp())
 
-    def _played(self, mark: str) -> None:
+    def _mark_played(self, mark: str) -> None:
         self._queued.discard(mark)
+        if not self._queued:
+            self._played.set()
         known = self._marks.pop(mark, None)
         if known is not None:
             item = self._items.get(known[0])
@@ -166,12 +211,13 @@ class RealtimeCall:
     async def _dtmf(self, digit: str) -> None:
         from callkit.realtime.openai_protocol import user_text
 
+        if not self.ending.live or not hasattr(self, "gate"):
+            return
         if self.admitted.interface.interruptible in ("dtmf", "any") and self._queued:
             await self._barge_in(cancel=True)
-        # The digit reaches the model as words; it never reaches a log line.
-        text = f"(The caller pressed {digit} on the keypad.)"
+        text = self.phrases.keypad_text(digit)  # the digit reaches the model as words, never a log line
         self._save_turn()
-        self._new_turn(text)
+        self._new_turn(text, kind="dtmf")
         await self.session.send(user_text(text))
         await self.gate.request()
 
@@ -183,6 +229,7 @@ class RealtimeCall:
             FunctionCall,
             InputTranscript,
             RealtimeError,
+            ResponseDone,
             SpeechStarted,
             TranscriptDone,
         )
@@ -195,24 +242,45 @@ class RealtimeCall:
                 if isinstance(event, AudioDelta):
                     await self._play(event.item_id, event.audio_b64)
                 elif isinstance(event, SpeechStarted):
+                    if self._closing:
+                        continue
                     if self._queued and self.admitted.interface.interruptible in ("speech", "any"):
                         await self._barge_in(cancel=False)
                     self._save_turn()
-                    self._new_turn("")
+                    self._new_turn("", kind="prompt")
                 elif isinstance(event, InputTranscript):
-                    if self._turn is not None and not self._turn.caller:
-                        self._turn.caller = event.transcript
+                    if self._turn is not None and not self._turn.log.caller_text:
+                        self._turn.log.caller_text = event.transcript
                 elif isinstance(event, TranscriptDone):
                     item = self._items.get(event.item_id)
                     if item is not None:
                         item.transcript = event.transcript
                 elif isinstance(event, FunctionCall):
-                    await self._run_tool(event)
+                    if not self._closing:
+                        self._tools_running += 1
+                        self.tasks.spawn(self._run_tool(event), name="tool")
+                elif isinstance(event, ResponseDone):
+                    self._response_finished(event)
                 elif isinstance(event, RealtimeError):
                     self.telemetry.warning("realtime error event", code=event.code)
         except ServiceError:
+            self._session_ok = False
             self.telemetry.error("the realtime session dropped", exc_info=True)
-            await self._fail()
+            self.telemetry.count("ProviderFailures")
+            self._response_done.set()  # nothing more will come: a speak() waiting on it goes on
+            self._last_status = "failed"
+            self.ending.trigger(Failed("realtime", voice_works=False))
+
+    def _response_finished(self, event: ResponseDone) -> None:
+        self._last_status = event.status
+        self._response_done.set()
+        if self._action is not None and not event.output and self._tools_running == 0:
+            action, self._action = self._action, None  # the closing words are out: act once played
+            self.tasks.spawn(self._perform(action), name="action")
+
+    async def _perform(self, action: Action) -> None:
+        await self._wait_played()
+        self.ending.trigger(AgentEnded() if isinstance(action, EndCall) else TransferRequested(action.to))
 
     async def _play(self, item_id: str, audio_b64: str) -> None:
         audio = base64.b64decode(audio_b64)
@@ -221,13 +289,17 @@ class RealtimeCall:
             item = self._items[item_id] = _Item(item_id)
             if self._turn is not None:
                 self._turn.items.append(item)
-        item.sent_ms += len(audio) / 8  # μ-law 8 kHz: 8 bytes a millisecond
-        if self._turn is not None and self._turn.first_audio_ms is None:
-            self._turn.first_audio_ms = (self._clock() - self._turn.started) * 1000
+        duration_ms = len(audio) / 8  # μ-law 8 kHz: 8 bytes a millisecond
+        item.sent_ms += duration_ms
+        now = self._clock()
+        self._play_until = max(self._play_until, now) + duration_ms / 1000
+        if self._turn is not None:
+            self._turn.log.output_started()
         self._marks_sent += 1
         mark = f"r{self._marks_sent}"
         self._marks[mark] = (item_id, item.sent_ms)
         self._queued.add(mark)
+        self._played.clear()
         await self._send(self.carrier.encode_play_audio(self.stream_id, audio))
         await self._send(self.carrier.encode_mark(self.stream_id, mark))
 
@@ -244,119 +316,104 @@ class RealtimeCall:
                 item.sent_ms = item.played_ms
         self._marks.clear()
         self._queued.clear()
+        self._played.set()
+        self._play_until = self._clock()
         if cancel:
             await self.session.send(response_cancel())
 
-    async def _run_tool(self, call: Any) -> None:
-        from callkit.agent import ToolArgumentsError
+    async def _run_tool(self, call: FunctionCall) -> None:
         from callkit.realtime.openai_protocol import function_call_output
 
-        tool = self.agent.tools.get(call.name)
-        started = self._clock()
+        turn = self._turn
         try:
-            if tool is None:
-                raise ToolArgumentsError(f"no tool named {call.name}")
-            result = await tool.invoke(call.arguments)
-            output = result if isinstance(result, str) else json.dumps(result, default=str)
-            if hasattr(result, "describe"):  # a call-control action
-                output = result.describe()
-        except Exception as error:
-            output = f"Error: {type(error).__name__}"
-        if self._turn is not None:
-            self._turn.tools.append(
-                {
-                    "name": call.name,
-                    "arguments": call.arguments,
-                    "result": output,
-                    "seconds": round(self._clock() - started, 4),
-                }
-            )
-        await self.session.send(function_call_output(call.call_id, output))
-        self.gate.tool_output()  # one response.create after all outputs of the response
+            outcome = await run_tool(self.agent.tools, call.name, call.arguments, clock=self._clock)
+            if turn is not None:
+                turn.log.add_tool(outcome)
+            if outcome.action is not None and self._action is None:
+                self._action = outcome.action
+            await self.session.send(function_call_output(call.call_id, outcome.text))
+        finally:
+            self._tools_running -= 1
+        if self._tools_running == 0:  # one response.create after all outputs of the response
+            self.gate.tool_output()
+            await self.gate.flush()
 
-    # --- turns and ending ---------------------------------------------------------------------
+    async def _wait_played(self) -> None:
+        """Until the caller has heard what was sent; a lost mark holds us only until its audio's end."""
+        while self._queued:
+            grace = self._play_until + MARK_GRACE_SECONDS - self._clock()
+            if grace <= 0:
+                self.telemetry.warning(
+                    "marks never came back; taking the audio as played", lost=len(self._queued)
+                )
+                self._queued.clear()
+                self._played.set()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._played.wait(), grace)
 
-    def _new_turn(self, caller: str) -> None:
-        number = self.store.next_turn(self.admitted.call.call_id, now=self._wall())
-        self._turn = _Turn(number, caller=caller, started=self._clock())
+    # --- the voice the ending speaks with (callkit.call.ending.Voice) ---------------------------
+
+    async def stop_agent(self) -> None:
+        self._closing = True
+        self._action = None
+        if self._queued:
+            await self._barge_in(cancel=True)
+
+    async def speak(self, text: str) -> None:
+        if not self._session_ok or not hasattr(self, "gate"):
+            raise ServiceError("the realtime session is gone")
+        self._save_turn()
+        self._new_turn("", kind="prompt")
+        self._response_done.clear()
+        async with asyncio.timeout(len(text) * 0.065 + SPEAK_SLACK_SECONDS):
+            await self.gate.request(instructions=f'Say exactly: "{text}" and nothing else.')
+            while True:  # the response we asked for (a cancelled one may finish first)
+                await self._response_done.wait()
+                self._response_done.clear()
+                if self._last_status != "cancelled" or not self._session_ok:
+                    break
+            if self._last_status != "completed":
+                raise ServiceError(f"the closing words' response {self._last_status}")
+            await self._wait_played()
+
+    async def prompt_agent(self, text: str) -> None:
+        from callkit.realtime.openai_protocol import user_text
+
+        self._closing = False
+        self._save_turn()
+        self._new_turn(text, kind="prompt")
+        await self.session.send(user_text(text))
+        await self.gate.request()
+
+    # --- turns ---------------------------------------------------------------------------------
+
+    def _new_turn(self, caller: str, *, kind: TurnKind) -> None:
+        number = 0 if kind == "welcome" else self._numbers + 1
+        self._numbers = max(self._numbers, number)
+        log = TurnLog(self.admitted.call, number, kind, caller, clock=self._clock, wall=self._wall)
+        self._turn = _Turn(log)
 
     def _save_turn(self) -> None:
         turn, self._turn = self._turn, None
-        if turn is None or (not turn.items and not turn.caller):
+        if turn is None or (not turn.items and not turn.log.caller_text and not turn.log.tools):
             return
         said = " ".join(i.transcript for i in turn.items if i.transcript)
         heard = None
         if turn.interrupted:
-            parts = []
-            for item in turn.items:  # what was played, in proportion to the item's transcript
-                share = item.played_ms / item.sent_ms if item.sent_ms else 1.0
-                parts.append(item.transcript[: int(len(item.transcript) * min(1.0, share))])
+            parts = (heard_share(i.transcript, i.played_ms, i.sent_ms) for i in turn.items)
             heard = " ".join(p for p in parts if p)
-        wire = ([{"role": "user", "content": turn.caller}] if turn.caller else []) + (
-            [{"role": "assistant", "content": heard if heard is not None else said}] if said else []
+        self.books.record_turn(
+            turn.log.record(spoken=said, messages=turn.log.messages(heard if heard is not None else said))
         )
-        with contextlib.suppress(CallkitError):
-            self.store.record_turn(
-                TurnRecord(
-                    call_id=self.admitted.call.call_id,
-                    turn=turn.number,
-                    kind="dtmf" if turn.caller.startswith("(The caller pressed") else "prompt",
-                    caller_text=turn.caller,
-                    assistant_text=said,
-                    messages=json.dumps(wire),
-                    tool_calls=json.dumps(turn.tools),
-                    started_at=self._wall(),
-                    first_token_ms=turn.first_audio_ms,
-                    total_ms=(self._clock() - turn.started) * 1000,
-                    expires_at=self.admitted.call.expires_at,
-                )
-            )
-            if heard is not None:
-                self.store.interrupt_turn(self.admitted.call.call_id, heard, now=self._wall())
+        if heard is not None:
+            self.books.record_heard(self.admitted.call.call_id, turn.log.number, heard)
 
     async def _deadline(self, at: float) -> None:
         await asyncio.sleep(max(0.0, at - self._wall()))
         self.telemetry.info("call reached its maximum duration")
         self.telemetry.count("MaxDurationReached")
-        if self._queued:
-            await self._barge_in(cancel=True)
-        self._save_turn()
-        self._new_turn("")
-        await self.gate.request(instructions=f'Say exactly: "{GOODBYE}" and nothing else.')
-        await asyncio.sleep(0.5)
-        while self._queued:  # noqa: ASYNC110 - marks arrive from the carrier, polled on the call's pace
-            await asyncio.sleep(0.05)
-        await self._hang_up("max-duration")
-
-    async def _fail(self) -> None:
-        """The model is gone: the carrier speaks the apology and hangs up."""
-        from callkit.stream.hangup import apologise_and_hang_up
-
-        interface = self.admitted.interface
-        self.telemetry.count("ProviderFailures")
-        with contextlib.suppress(CallkitError):
-            await apologise_and_hang_up(
-                self.http,
-                interface,
-                self.admitted.call.call_id,
-                APOLOGY,
-                auth_token=self.credentials.auth_token(interface),
-                public_url=self.public_url,
-            )
-        self._ended.set()
-
-    async def _hang_up(self, reason: str) -> None:
-        from callkit.stream.hangup import end_call
-
-        await end_call(
-            self.http,
-            self.admitted.interface,
-            self.admitted.call.call_id,
-            credentials=self.credentials,
-            telemetry=self.telemetry,
-        )
-        self.telemetry.info("realtime call ended", reason=reason)
-        self._ended.set()
+        self.ending.trigger(MaxDuration())
 
     async def _send(self, text: str) -> None:
         with contextlib.suppress(Exception):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from callkit.errors import ProtocolError, UnknownEventError
 from callkit.stream.admission import (
-    POLICY_VIOLATION,
     Admitted,
     Refused,
     admit_start,
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from callkit.carriers._types import StreamEvent
     from callkit.interface import CallInterface
     from callkit.settings import Settings
-    from callkit.store._base import CallStore
+    from callkit.store.aio import AsyncStore
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
@@ -101,7 +100,7 @@ async def serve_stream(
     path: str,
     interfaces: Sequence[CallInterface],
     settings: Settings,
-    store: CallStore,
+    store: AsyncStore,
     credentials: Credentials,
     telemetry: Telemetry,
     pipeline_for: Callable[[Admitted], Pipeline | None],
@@ -117,10 +116,12 @@ async def serve_stream(
             interfaces, headers, path=path, settings=settings, credentials=credentials
         )
         start = await read_start(carrier, link.receive)
-        admitted = admit_start(start, candidates, carrier, store=store, credentials=credentials, now=clock())
+        admitted = await admit_start(
+            start, candidates, carrier, store=store, credentials=credentials, now=clock()
+        )
     except Refused as refused:
         log_refusal(telemetry, refused.reason)
-        await link.close(POLICY_VIOLATION)
+        await link.close(refused.code)
         return
     telemetry.bind_call(admitted.call.call_id)
     telemetry.info(

@@ -27,7 +27,8 @@ flight on a real socket would arrive (§2.3: "a reused socket can still deliver 
 Faults: ``error_on_context=n`` answers the n-th context the server sees (counted over all
 connections, from 1) with ``error`` (``error``, by default 429 ``concurrency_limited``) in the
 shape of the version the client asked for (2026-03-01 and later: ``error_code``/``title``/
-``message``; before: ``"error": "Title: message"``). ``drop_after_messages=n`` aborts the first
+``message``; before: ``"error": "Title: message"``). ``errors_from_context=n`` answers the n-th
+context and every later one so (a service that stays down). ``drop_after_messages=n`` aborts the first
 connection that has sent n messages, without a close frame, as a network failure does.
 """
 
@@ -184,6 +185,7 @@ class FakeCartesia:
         first_audio_delay: float = 0.0,
         late_chunks_after_cancel: int = 0,
         error_on_context: int | None = None,
+        errors_from_context: int | None = None,
         error: FakeError = CONCURRENCY_LIMITED,
         drop_after_messages: int | None = None,
     ) -> None:
@@ -195,6 +197,7 @@ class FakeCartesia:
         self.first_audio_delay = first_audio_delay
         self.late_chunks_after_cancel = late_chunks_after_cancel
         self.error_on_context = error_on_context
+        self.errors_from_context = errors_from_context
         self.error = error
         self.drop_after_messages = drop_after_messages
         self.connections: list[RecordedConnection] = []
@@ -287,7 +290,10 @@ class FakeCartesia:
 
     def _next_context_fails(self) -> bool:
         self._contexts_seen += 1
-        return self._contexts_seen == self.error_on_context
+        since = self.errors_from_context
+        return self._contexts_seen == self.error_on_context or (
+            since is not None and self._contexts_seen >= since
+        )
 
     def _should_drop(self, record: RecordedConnection) -> bool:
         if self._dropped_one or self.drop_after_messages is None:
