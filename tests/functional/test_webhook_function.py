@@ -225,3 +225,72 @@ def test_every_event_works_with_its_sam_local_env_file(webhook: WebhookFactory, 
     response = invoke(module, load_event(event_name))
     assert response["statusCode"] == 200, response["body"]
     ET.fromstring(response["body"])
+
+
+# --- signed but wrong: a 4xx from the Lambda, nothing in the table -----------------------------------
+
+
+def _twilio_params(**changes: str | None) -> list[tuple[str, str]]:
+    carrier = SimulatedCarrier("twilio", base_url=EVENTS_PUBLIC_URL)
+    form = carrier.incoming_call(to=EVENTS_PHONE_NUMBER, call_id=TWILIO_STREAM_CALL).form
+    params = {name: values[0] for name, values in form.items()} | changes
+    return [(name, value) for name, value in params.items() if value is not None]
+
+
+@pytest.mark.parametrize(
+    ("provider", "params", "status"),
+    [
+        ("twilio", _twilio_params(CallSid="CA" + "2" * 31 + "|"), 400),
+        ("twilio", _twilio_params(CallSid="CA|cascading|9999999999"), 400),
+        ("twilio", _twilio_params(AccountSid="AC-not-a-sid"), 400),
+        ("twilio", _twilio_params(From=None), 400),
+        ("twilio", _twilio_params(To=None), 400),
+        ("twilio", _twilio_params(To="+15550009999"), 404),
+        ("twilio", _twilio_params(To="anonymous"), 404),
+        (
+            "plivo",
+            [
+                ("CallUUID", "abc|def"),
+                ("CallStatus", "ringing"),
+                ("From", "14155550100"),
+                ("To", "15551234567"),
+            ],
+            400,
+        ),
+        ("plivo", [("CallUUID", PLIVO_CALL), ("CallStatus", "ringing"), ("To", "15551234567")], 400),
+        ("plivo", [("CallUUID", PLIVO_CALL), ("CallStatus", "ringing"), ("From", "14155550100")], 400),
+        (
+            "plivo",
+            [
+                ("CallUUID", PLIVO_CALL),
+                ("CallStatus", "ringing"),
+                ("From", "14155550100"),
+                ("To", "anonymous"),
+            ],
+            404,
+        ),
+    ],
+    ids=[
+        "twilio-call-sid-with-pipe",
+        "twilio-call-sid-token-injection",
+        "twilio-account-sid",
+        "twilio-no-from",
+        "twilio-no-to",
+        "twilio-unserved-number",
+        "twilio-anonymous-to",
+        "plivo-call-uuid-with-pipe",
+        "plivo-no-from",
+        "plivo-no-to",
+        "plivo-anonymous-to",
+    ],
+)
+def test_signed_but_wrong_answer_webhooks_are_refused_and_write_nothing(
+    webhook: WebhookFactory, provider: str, params: list[tuple[str, str]], status: int
+) -> None:
+    module = webhook(
+        CALLKIT_PROVIDER=provider, CALLKIT_PIPELINE="cascading" if provider == "twilio" else "realtime"
+    )
+    carrier = SimulatedCarrier(provider, base_url=EVENTS_PUBLIC_URL)  # type: ignore[arg-type]
+    response = invoke(module, http_api_event(carrier.sign("POST", "/call/incoming", params)))
+    assert response["statusCode"] == status, response["body"]
+    assert items() == []

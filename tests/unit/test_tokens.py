@@ -97,3 +97,12 @@ def test_any_call_id_round_trips(call_id: str) -> None:
     assert (
         tokens.verify(tokens.mint(call_id, "managed"), call_id=call_id, pipeline="managed").call_id == call_id
     )
+
+
+@pytest.mark.parametrize("call_id", ["", "CA|x", "CA" + "c" * 31 + "|", "\ud800", "c" * 1_000])
+def test_mint_refuses_what_a_token_cannot_carry_with_a_callkit_error(call_id: str) -> None:
+    """A TokenError the switchboard answers, never a ValueError that becomes a 500."""
+    with pytest.raises(MalformedTokenError):
+        StreamTokens(KEY).mint(call_id, "cascading")
+    with pytest.raises(MalformedTokenError):
+        StreamTokens(KEY).mint("CA" + "a" * 32, "cascading|x" if call_id else "")

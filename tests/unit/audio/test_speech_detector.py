@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callkit.audio import FrameDecision, Samples, SpeechDetector, frame_energy_db
 from callkit.audio.vad import SILENCE_DB
@@ -143,12 +145,92 @@ def test_wideband_frames() -> None:
     assert flags[100]
 
 
-def test_frame_size_is_checked() -> None:
+def test_configuration_is_checked() -> None:
     detector = SpeechDetector(RATE)
-    with pytest.raises(ValueError, match="160 samples"):
-        detector.process(np.zeros(159, dtype=np.int16))
     with pytest.raises(ValueError, match="whole number"):
         SpeechDetector(22050, frame_ms=3)
     with pytest.raises(ValueError, match="hangover"):
         SpeechDetector(RATE, hangover_ms=-1)
     assert detector.noise_floor_db is None
+
+
+# --- media frames of any size (a carrier frame is not always 20 ms) -------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 80, 159, 161, 320, 333, 4000])
+def test_any_frame_length_is_accepted(length: int) -> None:
+    detector = SpeechDetector(RATE)
+    decision = detector.process(noise(length / RATE, -30.0)[:length])
+    assert isinstance(decision, FrameDecision)
+    assert detector.frames_evaluated == length // FRAME
+    assert detector.pending_samples == length % FRAME
+
+
+def test_empty_input_returns_the_last_decision() -> None:
+    detector = SpeechDetector(RATE)
+    assert detector.process(np.zeros(0, dtype=np.int16)) == FrameDecision(False, SILENCE_DB)
+    flags = speech_flags(detector, np.concatenate((noise(1.0, -60.0), speech_like(0.2, -20.0))))
+    assert flags[-1]
+    last = detector.process(speech_like(0.02, -20.0))
+    assert detector.process(np.zeros(0, dtype=np.int16)) == last
+    assert detector.frames_evaluated == len(flags) + 1
+
+
+def test_a_partial_frame_is_completed_by_the_next_call() -> None:
+    detector = SpeechDetector(RATE)
+    detector.process(np.zeros(100, dtype=np.int16))
+    assert (detector.frames_evaluated, detector.pending_samples, detector.noise_floor_db) == (0, 100, None)
+    detector.process(np.zeros(60, dtype=np.int16))
+    assert (detector.frames_evaluated, detector.pending_samples) == (1, 0)
+    assert detector.noise_floor_db is not None
+
+
+def test_decisions_do_not_depend_on_how_the_audio_is_cut() -> None:
+    signal = np.concatenate((noise(1.0, -55.0), speech_like(0.6, -20.0), noise(0.6, -55.0)))
+    expected = run(SpeechDetector(RATE), signal)
+    assert any(d.is_speech for d in expected)
+    cut = SpeechDetector(RATE)
+    rng = np.random.default_rng(7)
+    position = 0
+    while position < signal.size:
+        size = int(rng.integers(0, 500))
+        decision = cut.process(signal[position : position + size])
+        position += size
+        if cut.frames_evaluated:  # what comes back is always the newest whole frame's decision
+            assert decision == expected[cut.frames_evaluated - 1]
+    assert cut.frames_evaluated == len(expected)
+
+
+def samples(length: int, level: float, seed: int) -> Samples:
+    x = np.random.default_rng(seed).standard_normal(length) * amplitude(level)
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=1000), max_size=20),
+    level=st.floats(min_value=-100.0, max_value=6.0),
+    rate=st.sampled_from([8000, 16000]),
+)
+def test_random_lengths_never_raise_and_count_whole_frames(
+    lengths: list[int], level: float, rate: int
+) -> None:
+    detector = SpeechDetector(rate)
+    total = 0
+    for seed, length in enumerate(lengths):
+        decision = detector.process(samples(length, level, seed))
+        assert isinstance(decision, FrameDecision)
+        total += length
+        assert detector.frames_evaluated == total // detector.frame_samples
+        assert detector.pending_samples == total % detector.frame_samples
+
+
+@pytest.mark.parametrize("payload_bytes", [0, 1, 80, 159, 320, 481])
+def test_decoded_media_payloads_of_any_size_are_classified(payload_bytes: int) -> None:
+    """What the cascading pipeline does with each media frame's payload: μ-law decode, then VAD."""
+    from callkit.audio import decode_mulaw
+
+    detector = SpeechDetector(RATE)
+    for _ in range(3):
+        detector.process(decode_mulaw((bytes(range(256)) * 2)[:payload_bytes]))
+    assert detector.frames_evaluated == 3 * payload_bytes // FRAME

@@ -186,7 +186,7 @@ parameters = st.dictionaries(plain, st.from_regex(r"[A-Za-z0-9]*", fullmatch=Tru
 
 events = st.one_of(
     st.builds(StreamStarted, ids, ids, ids, st.text(), int64, parameters, sequences),
-    st.builds(StreamMedia, ids, st.binary(), st.none() | int64, st.none() | int64, sequences),
+    st.builds(StreamMedia, ids, st.binary(), st.none() | int64, sequences, sequences),
     st.builds(StreamDtmf, ids, st.sampled_from("0123456789*#ABCDabcd"), sequences),
     st.builds(StreamMarkPlayed, ids, st.text(), sequences),
     st.builds(StreamCleared, ids, sequences),
@@ -241,7 +241,11 @@ def test_mark_and_clear_round_trip(stream_id: str, name: str) -> None:
         '{"event": 5}',
         '{"event":"connected","weird":[',
         # wrong types
-        START.replace('"sequenceNumber":1', '"sequenceNumber":"1"'),
+        START.replace('"sequenceNumber":1', '"sequenceNumber":"one"'),
+        START.replace('"sequenceNumber":1', '"sequenceNumber":"-1"'),
+        START.replace('"sequenceNumber":1', '"sequenceNumber":-1'),
+        START.replace('"sequenceNumber":1', '"sequenceNumber":"1.5"'),
+        MEDIA.replace('"chunk":1', '"chunk":"1e3"'),
         START.replace('"sampleRate":8000', '"sampleRate":"8000"'),
         MEDIA.replace('"chunk":1', '"chunk":true'),
         MEDIA.replace('"payload":"/////w=="', '"payload":255'),

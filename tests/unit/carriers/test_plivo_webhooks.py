@@ -127,3 +127,25 @@ def test_arbitrary_forms_raise_only_callkit_errors(form: dict[str, list[str]]) -
     for parse in (parse_incoming_call, parse_status_update):
         with contextlib.suppress(CallkitError):
             parse(form)
+
+
+@pytest.mark.parametrize(
+    "call_uuid", ["abc-123", CALL_UUID + "|realtime", CALL_UUID.replace("-", ""), CALL_UUID[:-1] + "g"]
+)
+def test_call_uuid_must_be_a_uuid(call_uuid: str) -> None:
+    body = ANSWER_BODY.replace(CALL_UUID, call_uuid.replace("|", "%7C"))
+    with pytest.raises(ProtocolError, match="CallUUID"):
+        parse_incoming_call(parse_form(body))
+    with pytest.raises(ProtocolError, match="CallUUID"):
+        parse_status_update(parse_form(body.replace("ringing", "completed")))
+
+
+@pytest.mark.parametrize("name", ["From", "To"])
+def test_answer_url_needs_from_and_to(name: str) -> None:
+    form = parse_form(ANSWER_BODY)
+    del form[name]
+    with pytest.raises(ProtocolError, match=name):
+        parse_incoming_call(form)
+    form[name] = [""]
+    with pytest.raises(ProtocolError, match=name):
+        parse_incoming_call(form)

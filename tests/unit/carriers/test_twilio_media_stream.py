@@ -146,7 +146,7 @@ events = st.one_of(
         chunk=counters,
         sequence=counters,
     ),
-    st.builds(StreamDtmf, stream_id=texts, digit=texts, sequence=counters),
+    st.builds(StreamDtmf, stream_id=texts, digit=st.sampled_from("0123456789*#ABCD"), sequence=counters),
     st.builds(StreamMarkPlayed, stream_id=texts, name=texts, sequence=counters),
     st.builds(StreamStopped, stream_id=texts, call_id=st.none() | texts, sequence=counters),
 )

@@ -146,3 +146,15 @@ def test_detail() -> None:
     failed = status_form(CallStatus="failed", SipResponseCode="500", ErrorMessage="carrier said no")
     assert parse_status_update(failed).detail == "carrier said no"
     assert parse_status_update(status_form()).detail is None
+
+
+@pytest.mark.parametrize("name", ["CallSid", "AccountSid"])
+@pytest.mark.parametrize("suffix", ["|", "0", "\n", "g"])
+def test_sids_must_have_their_format(name: str, suffix: str) -> None:
+    form = parse_form(INCOMING_BODY)
+    form[name] = [form[name][0][:-1] + suffix] if suffix != "0" else [form[name][0] + suffix]
+    with pytest.raises(ProtocolError, match=name):
+        parse_incoming_call(form)
+    if name == "CallSid":
+        with pytest.raises(ProtocolError, match=name):
+            parse_status_update({**status_form(), "CallSid": form[name]})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from callkit.errors import CallNotFoundError
+from callkit.errors import CallNotFoundError, TransitionError
 from callkit.lifecycle import TERMINAL, CallStatus
 from callkit.store import (
     DEFAULT_RETENTION_SECONDS,
@@ -294,6 +294,44 @@ def test_version_counts_applied_transitions_only(store: CallStore) -> None:
         store.transition("CA0001", CallStatus.FAILED, now=T0 + 4).record.version,
     ]
     assert versions == [2, 2, 3, 3]
+
+
+# --- stream admission (claim_stream) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipeline", ["cascading", "realtime"])
+def test_a_stream_may_claim_a_call_the_carrier_already_reported_in_progress(
+    store: CallStore, pipeline: str
+) -> None:
+    """Carriers do not order status callbacks against the WebSocket: ``in-progress`` (Plivo
+    ``answered``) can be stored before the stream's ``start`` frame arrives."""
+    store.create_call(make_record(pipeline=pipeline))
+    store.transition("CA0001", CallStatus.IN_PROGRESS, now=T0 + 1, sequence=1)
+    claimed = store.claim_stream("CA0001", "MZ1", now=T0 + 2)
+    assert (claimed.status, claimed.stream_id, claimed.updated_at) == (CallStatus.IN_PROGRESS, "MZ1", T0 + 2)
+    assert claimed.status_sequence == 1  # the carrier's ordering is left as it was
+    assert store.get_call("CA0001") == claimed
+    with pytest.raises(TransitionError):  # still one stream per call
+        store.claim_stream("CA0001", "MZ2", now=T0 + 3)
+    assert store.get_call("CA0001") == claimed
+
+
+def test_a_ringing_call_is_moved_to_in_progress_by_its_claim(store: CallStore) -> None:
+    store.create_call(make_record(pipeline="realtime"))
+    claimed = store.claim_stream("CA0001", "MZ1", now=T0 + 1)
+    assert (claimed.status, claimed.stream_id, claimed.version) == (CallStatus.IN_PROGRESS, "MZ1", 2)
+
+
+@pytest.mark.parametrize("terminal", TERMINALS)
+@pytest.mark.parametrize("via", ["ringing", "in-progress"])
+def test_an_ended_call_refuses_a_stream(store: CallStore, terminal: CallStatus, via: str) -> None:
+    store.create_call(make_record(pipeline="cascading"))
+    if via == "in-progress":
+        store.transition("CA0001", CallStatus.IN_PROGRESS, now=T0 + 1)
+    ended = store.transition("CA0001", terminal, now=T0 + 2).record
+    with pytest.raises(TransitionError):
+        store.claim_stream("CA0001", "MZ1", now=T0 + 3)
+    assert store.get_call("CA0001") == ended
 
 
 # --- races --------------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ are thin around it. Order of work for every request:
 2. verify the signature with the auth token of the interface the call is for (several numbers
    may share a path: the ``To`` number picks, then any interface whose token verifies);
    unsigned or forged: 403, nothing written;
-3. parse, answer, and write the call item with a conditional create, so a retried webhook gets
-   the stored document back and no second item appears.
+3. parse (identifiers checked against the carrier's format, ``From`` and ``To`` required:
+   malformed is 400, nothing written); an incoming call must be for the number of the interface
+   that verified it, else 404 and nothing written (``_unserved`` says why 404);
+4. answer, and write the call item with a conditional create, so a retried webhook gets the
+   stored document back and no second item appears.
 
 Error replies follow one table (``_STATUS_FOR``); a failure after the signature check answers
 the caller with a spoken apology rather than silence.
@@ -48,6 +51,7 @@ from callkit.errors import (
     ProtocolError,
     SignatureError,
     StoreError,
+    TokenError,
     UnsupportedError,
 )
 from callkit.interface import RELAY_STT_PROVIDERS, RELAY_TTS_PROVIDERS, CallInterface
@@ -233,6 +237,8 @@ class Switchboard:
                 "incoming call malformed", provider=interface.provider, reason=type(error).__name__
             )
             return _error_reply(error)
+        if _digits(call.to_number) != _digits(interface.phone_number):
+            return self._unserved(interface)
         self.telemetry.bind_call(call.call_id)
         answer = self._answer_for(interface, call)
         document = carrier.render_answer(answer)
@@ -268,6 +274,26 @@ class Switchboard:
             self.telemetry.count("WebhookRetries")
         return Reply(200, result.record.answer, carrier.ANSWER_CONTENT_TYPE)
 
+    def _unserved(self, interface: CallInterface) -> Reply:
+        """A genuine call to a number no interface here serves (or ``anonymous``): 404, nothing written.
+
+        The request is signed, so the carrier account is ours, but the dialled number is not one
+        we were configured for: the number points at this deployment by mistake. Answering it
+        with whichever interface's token verified (what happened before) would put an agent on a
+        line nobody set up and store a call for it. A 404, not a spoken "not configured" answer,
+        because both carriers treat a failed answer request as the cue for the number's fallback
+        URL (Twilio's "primary handler fails", Plivo's fallback answer URL): the owner's own
+        safety net (a human line, voicemail) takes the call, and the carrier's debugger shows an
+        HTTP error on that number, which is where a misrouted number gets noticed and fixed. A
+        200 answer that hangs up would end a call the fallback could have served and look like
+        success on the carrier's side. Without a fallback the carrier ends the call itself
+        (Twilio first plays its own application-error message). Not a 5xx: nothing failed here.
+        """
+        # No numbers in logs (they identify people); the interface's provider says enough.
+        self.telemetry.warning("call to a number no interface serves", provider=interface.provider)
+        self.telemetry.count("CallsToUnservedNumbers")
+        return Reply(404, "this number is not served here")
+
     def _answer_for(self, interface: CallInterface, call: IncomingCall) -> Answer:
         try:
             if interface.pipeline == "managed":
@@ -290,7 +316,8 @@ class Switchboard:
                 )
             token = self.credentials.stream_tokens().mint(call.call_id, interface.pipeline)
             return StreamAnswer(url=f"{self.settings.media_url}{interface.stream_path}", token=token)
-        except (ConfigurationError, UnsupportedError) as error:
+        except (ConfigurationError, UnsupportedError, TokenError) as error:
+            # TokenError: a call id no token can carry; the parsers refuse those first (400).
             self.telemetry.error("cannot connect call", provider=interface.provider, reason=str(error))
             return ErrorAnswer(APOLOGY, interface.language)
 

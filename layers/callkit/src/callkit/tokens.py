@@ -74,11 +74,24 @@ class StreamTokens:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
     def mint(self, call_id: str, pipeline: str) -> str:
-        if not call_id or "|" in call_id or "|" in pipeline:
-            raise ValueError("call_id and pipeline must be non-empty and contain no '|'")
+        """A token for ``call_id`` on ``pipeline``.
+
+        Raises ``MalformedTokenError`` (a ``CallkitError``, so an edge that maps errors never
+        turns it into a 500) for a call id or pipeline no token can carry: empty, holding the
+        ``|`` separator, not UTF-8 encodable, or so long the token would be over the verifier's
+        limit. Webhooks validate call ids at parse time, so this is the last line, not the first.
+        """
+        if not call_id or not pipeline or "|" in call_id or "|" in pipeline:
+            raise MalformedTokenError("call_id and pipeline must be non-empty and contain no '|'")
         expires_at = int(self._clock()) + self.ttl_seconds
-        payload = f"{_VERSION}|{call_id}|{pipeline}|{expires_at}".encode()
-        return payload.hex() + self._mac(payload)
+        try:
+            payload = f"{_VERSION}|{call_id}|{pipeline}|{expires_at}".encode()
+        except UnicodeEncodeError:
+            raise MalformedTokenError("call_id and pipeline must be encodable as UTF-8") from None
+        token = payload.hex() + self._mac(payload)
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise MalformedTokenError("call_id is too long for a stream token")
+        return token
 
     def verify(self, token: str, *, call_id: str, pipeline: str) -> StreamGrant:
         """The grant for ``token`` if it admits ``call_id`` on ``pipeline``; raises a ``TokenError`` otherwise."""

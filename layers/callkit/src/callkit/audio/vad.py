@@ -11,7 +11,10 @@ not lift it. One exception: a loud signal that is *stationary* (its frame-to-fra
 stays under ``_STATIONARY_DB``, as noise does and speech does not) lifts the floor within about a
 second, so a step up in background noise reads as speech only briefly.
 
-Pure and synchronous: no clock inside. The caller feeds consecutive frames and counts them.
+Pure and synchronous: no clock inside. The caller feeds consecutive audio in chunks of any size
+(a carrier's media frame is usually 20 ms, but nothing on the wire guarantees it): the detector
+cuts it into whole frames itself and keeps a partial frame for the next call, so a 320-, 80- or
+0-sample chunk never fails the call that sent it. ``frames_evaluated`` counts whole frames.
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ def _per_frame(time_constant_s: float, frame_s: float) -> float:
 class SpeechDetector:
     """Decide speech or not for each frame of one stream of 16-bit samples.
 
-    Frames must hold exactly ``frame_samples`` samples (``sample_rate * frame_ms / 1000``); one
-    detector per stream, fed in order. The first frame sets the initial noise floor.
+    A frame is ``frame_samples`` samples (``sample_rate * frame_ms / 1000``); ``process`` takes
+    any number of samples and evaluates every whole frame they complete. One detector per stream,
+    fed in order. The first frame sets the initial noise floor.
     """
 
     __slots__ = (
@@ -74,8 +78,11 @@ class SpeechDetector:
         "_alpha_speech",
         "_alpha_stationary",
         "_flux",
+        "_frames",
         "_hangover_left",
+        "_last",
         "_noise_floor",
+        "_pending",
         "_previous",
         "frame_ms",
         "frame_samples",
@@ -114,16 +121,52 @@ class SpeechDetector:
         self._previous = 0.0
         self._flux = _FLUX_START_DB
         self._hangover_left = 0
+        self._pending: Samples = np.zeros(0, dtype=np.int16)
+        self._last = FrameDecision(is_speech=False, energy_db=SILENCE_DB)
+        self._frames = 0
 
     @property
     def noise_floor_db(self) -> float | None:
         """The current noise floor estimate (``None`` before the first frame)."""
         return self._noise_floor
 
-    def process(self, frame: Samples) -> FrameDecision:
-        """Classify the next frame."""
-        if len(frame) != self.frame_samples:
-            raise ValueError(f"expected a frame of {self.frame_samples} samples, got {len(frame)}")
+    @property
+    def frames_evaluated(self) -> int:
+        """How many whole frames have been classified so far."""
+        return self._frames
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples held over from the last call, waiting for the rest of their frame."""
+        return int(self._pending.size)
+
+    def process(self, samples: Samples) -> FrameDecision:
+        """Classify the whole frames that ``samples`` completes; return the last one's decision.
+
+        Any length is accepted and nothing about the audio raises: the samples are appended to
+        what the previous call left over, every whole frame is evaluated in order and a partial
+        frame is kept for the next call. When no frame completes (empty input, or too few samples)
+        the previous decision is returned (not speech, at ``SILENCE_DB``, before the first frame).
+        A stream fed one exact frame per call gets exactly the decisions it always did.
+        """
+        chunk: Samples = np.asarray(samples, dtype=np.int16).reshape(-1)
+        size = self.frame_samples
+        if not self._pending.size and chunk.size == size:  # the usual 20-ms media frame
+            return self._classify(chunk)
+        if self._pending.size:
+            chunk = np.concatenate((self._pending, chunk))
+        whole = chunk.size - chunk.size % size
+        for start in range(0, whole, size):
+            self._classify(chunk[start : start + size])
+        self._pending = chunk[whole:].copy()
+        return self._last
+
+    def _classify(self, frame: Samples) -> FrameDecision:
+        self._frames += 1
+        self._last = self._decide(frame)
+        return self._last
+
+    def _decide(self, frame: Samples) -> FrameDecision:
         energy = frame_energy_db(frame)
         floor = self._noise_floor
         if floor is None:

@@ -159,10 +159,14 @@ class CallStore(Protocol):
         """Let one media stream have the call, once; return the call as written.
 
         Applies only when the call exists (not expired), its pipeline is ``cascading`` or
-        ``realtime``, it is still ``ringing`` and no stream has claimed it: sets ``stream_id``,
-        moves it to ``in-progress``, bumps ``version``. A replayed stream token therefore cannot
-        attach a second stream (DESIGN §2). Raises ``CallNotFoundError`` when there is no call and
-        ``TransitionError`` when the claim is refused.
+        ``realtime``, its status is ``ringing`` or ``in-progress`` and no stream has claimed it:
+        sets ``stream_id``, moves ``ringing`` to ``in-progress`` (an ``in-progress`` call stays
+        so), stamps ``updated_at = now`` and bumps ``version``. ``in-progress`` is admitted because
+        carriers do not order their callbacks against the WebSocket: the ``in-progress`` status
+        callback (Plivo: ``answered``) may land before the stream's ``start`` frame. Only an ended
+        call (a terminal status) or one a stream has already claimed refuses, so a replayed stream
+        token still cannot attach a second stream (DESIGN §2). Raises ``CallNotFoundError`` when
+        there is no call and ``TransitionError`` when the claim is refused.
         """
         ...
 

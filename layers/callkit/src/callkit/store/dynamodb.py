@@ -246,7 +246,8 @@ class DynamoDBCallStore:
                 UpdateExpression="SET stream_id = :stream, #status = :in_progress, updated_at = :now, "
                 "#version = #version + :one",
                 ConditionExpression="attribute_exists(pk) AND expires_at > :ttl_now "
-                "AND pipeline IN (:cascading, :realtime) AND #status = :ringing AND attribute_not_exists(stream_id)",
+                "AND pipeline IN (:cascading, :realtime) AND #status IN (:ringing, :in_progress) "
+                "AND attribute_not_exists(stream_id)",
                 ExpressionAttributeNames={"#status": "status", "#version": "version"},
                 ExpressionAttributeValues={
                     ":stream": {"S": stream_id},

@@ -121,7 +121,7 @@ class MemoryCallStore:
                 raise CallNotFoundError(f"no call item for {call_id!r}")
             if (
                 current.pipeline not in ("cascading", "realtime")
-                or current.status != CallStatus.RINGING
+                or current.status not in (CallStatus.RINGING, CallStatus.IN_PROGRESS)
                 or current.stream_id is not None
             ):
                 raise TransitionError("the call cannot take this media stream")

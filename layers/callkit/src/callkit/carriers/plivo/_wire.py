@@ -5,12 +5,11 @@ Unknown fields are ignored (Plivo adds some over time); ``event`` is the tag of 
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
-# 0-9, * and #, plus the A-D tones some carriers pass through (plivo.md §5, dtmf).
-Digit = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Da-d*#]$")]
+# One DTMF key (0-9, *, #, A-D) and a counter that is a JSON number or a decimal string: Plivo's
+# docs show numbers, but its stream SDKs type some (``sequenceNumber`` of ``playedStream``) as strings.
+from callkit.carriers._frames import Counter, Digit
 
 
 class Frame(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="event"):
@@ -46,7 +45,7 @@ ExtraHeaders = str | dict[str, str | int | float | bool | None]
 class Start(Frame, tag="start"):
     # No top-level streamId on start (plivo.md §5).
     start: StartBody
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
     extra_headers: ExtraHeaders | None = None
 
 
@@ -54,14 +53,14 @@ class MediaBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     payload: bytes  # base64 on the wire; msgspec decodes it strictly
     track: str | None = None
     timestamp: str | int | None = None  # a numeric string in ms per the docs; opaque ordering value
-    chunk: int | None = None
+    chunk: Counter = None
 
 
 class Media(Frame, tag="media"):
     # Plivo repeats extra_headers on every media frame; left undeclared, so it is skipped, not decoded.
     streamId: str
     media: MediaBody
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
 
 
 class DtmfBody(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -73,14 +72,14 @@ class DtmfBody(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Dtmf(Frame, tag="dtmf"):
     streamId: str
     dtmf: DtmfBody
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
 
 
 class PlayedStream(Frame, tag="playedStream"):
     # A Plivo clone omits streamId and sequenceNumber here (plivo.md §5 Uncertain).
     name: str
     streamId: str = ""
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
 
 
 class Played(PlayedStream, tag="played"):
@@ -89,7 +88,7 @@ class Played(PlayedStream, tag="played"):
 
 class ClearedAudio(Frame, tag="clearedAudio"):
     streamId: str = ""
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
 
 
 class StopBody(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -102,7 +101,7 @@ class Stop(Frame, tag="stop"):
 
     streamId: str = ""
     stop: StopBody | None = None
-    sequenceNumber: int | None = None
+    sequenceNumber: Counter = None
 
 
 Event = Start | Media | Dtmf | PlayedStream | Played | ClearedAudio | Stop

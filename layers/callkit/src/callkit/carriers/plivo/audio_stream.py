@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from callkit.carriers._frames import DECODE_ERRORS, check_frame, counter
 from callkit.carriers._types import (
-    MAX_STREAM_MESSAGE_BYTES,
     ClearAudio,
     PlaceMark,
     PlayAudio,
@@ -23,7 +23,7 @@ from callkit.carriers._types import (
     StreamStopped,
 )
 from callkit.carriers.plivo import _wire
-from callkit.errors import MessageTooLargeError, ProtocolError, UnknownEventError, UnsupportedError
+from callkit.errors import ProtocolError, UnknownEventError, UnsupportedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,8 +63,8 @@ def decode_stream_message(text: str | bytes) -> StreamEvent:
             stream_id=frame.streamId,
             audio=media.payload,
             timestamp_ms=_timestamp(media.timestamp),
-            chunk=media.chunk,
-            sequence=frame.sequenceNumber,
+            chunk=counter(media.chunk, "media.chunk"),
+            sequence=_sequence(frame),
         )
     if isinstance(frame, _wire.Start):
         start = frame.start
@@ -75,19 +75,19 @@ def decode_stream_message(text: str | bytes) -> StreamEvent:
             encoding=start.mediaFormat.encoding,
             sample_rate=start.mediaFormat.sampleRate,
             parameters=_parameters(frame.extra_headers),
-            sequence=frame.sequenceNumber,
+            sequence=_sequence(frame),
         )
     if isinstance(frame, _wire.Dtmf):
-        return StreamDtmf(stream_id=frame.streamId, digit=frame.dtmf.digit, sequence=frame.sequenceNumber)
+        return StreamDtmf(stream_id=frame.streamId, digit=frame.dtmf.digit, sequence=_sequence(frame))
     if isinstance(frame, _wire.PlayedStream):  # also the "played" spelling
-        return StreamMarkPlayed(stream_id=frame.streamId, name=frame.name, sequence=frame.sequenceNumber)
+        return StreamMarkPlayed(stream_id=frame.streamId, name=frame.name, sequence=_sequence(frame))
     if isinstance(frame, _wire.ClearedAudio):
-        return StreamCleared(stream_id=frame.streamId, sequence=frame.sequenceNumber)
+        return StreamCleared(stream_id=frame.streamId, sequence=_sequence(frame))
     stop = frame.stop
     return StreamStopped(
         stream_id=frame.streamId or (stop.streamId if stop and stop.streamId else ""),
         call_id=stop.callId if stop else None,
-        sequence=frame.sequenceNumber,
+        sequence=_sequence(frame),
     )
 
 
@@ -176,7 +176,7 @@ def parse_extra_headers(text: str) -> dict[str, str]:
     if text.lstrip().startswith("{"):
         try:
             return _parameters(_HEADER_OBJECT.decode(text))
-        except (msgspec.DecodeError, UnicodeError, RecursionError):
+        except DECODE_ERRORS:
             pass
     parameters: dict[str, str] = {}
     for part in _HEADER_SEPARATORS.split(text):
@@ -202,33 +202,27 @@ def format_extra_headers(parameters: Mapping[str, str]) -> str:
 
 
 def _decode[T](decoder: msgspec.json.Decoder[T], known: frozenset[str], text: str | bytes) -> T:
-    _check_size(text)
+    frame = check_frame(text)
     try:
-        return decoder.decode(text)
+        return decoder.decode(frame)
     except msgspec.ValidationError as exc:
-        event = _event_name(text)
+        event = _event_name(frame)
         if event is not None and event not in known:
             raise UnknownEventError(event) from None
         raise ProtocolError(f"malformed Plivo stream frame: {exc}") from None
-    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise ProtocolError(f"Plivo stream frame is not JSON: {exc}") from None
-
-
-def _check_size(text: str | bytes) -> None:
-    # Before parsing. A str's UTF-8 size is at most 4 bytes per character, so most frames never
-    # need encoding to be measured.
-    size = len(text)
-    if isinstance(text, str) and size <= MAX_STREAM_MESSAGE_BYTES < size * 4:
-        size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_STREAM_MESSAGE_BYTES:
-        raise MessageTooLargeError(f"stream frame of {size} bytes is over {MAX_STREAM_MESSAGE_BYTES}")
 
 
 def _event_name(text: str | bytes) -> str | None:
     try:
         return _ENVELOPE.decode(text).event
-    except (msgspec.DecodeError, UnicodeError, RecursionError):
+    except DECODE_ERRORS:
         return None
+
+
+def _sequence(frame: _wire.Event) -> int | None:
+    return counter(frame.sequenceNumber, "sequenceNumber")
 
 
 def _timestamp(value: str | int | None) -> int | None:

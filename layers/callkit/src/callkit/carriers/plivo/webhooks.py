@@ -27,18 +27,27 @@ _STATUSES: Final[dict[str, CallStatus]] = {
 _TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 # Bounded so int() never meets a pathological digit string.
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
+# Plivo's CallUUID is a UUID in its 8-4-4-4-12 hex form (the events in events/ and
+# ``callkit.testing.carrier`` use ``uuid4``). Checked at the boundary, so a signed request whose
+# CallUUID holds ``|``, a newline or 5,000 characters is refused (400) before anything is written.
+_CALL_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def parse_incoming_call(form: Form) -> IncomingCall:
-    """The Answer URL request. Raises ``ProtocolError`` without ``CallUUID`` or a known ``CallStatus``."""
+    """The Answer URL request.
+
+    Raises ``ProtocolError`` without a ``CallUUID`` that is a UUID, without ``From`` or ``To``
+    (an answer must know who calls whom: the number picks the interface), or without a known
+    ``CallStatus``.
+    """
     forwarded_from = _first(form, "ForwardedFrom")
     return IncomingCall(
         carrier=NAME,
         call_id=_call_id(form),
         # The Answer URL carries no account id (plivo.md §1); the stream's start frame has it.
         account_id="",
-        from_number=_e164(_first(form, "From") or ""),
-        to_number=_e164(_first(form, "To") or ""),
+        from_number=_e164(_required(form, "From")),
+        to_number=_e164(_required(form, "To")),
         direction=_first(form, "Direction") or "",
         status=_status(form).value,
         forwarded_from=_e164(forwarded_from) if forwarded_from else None,
@@ -64,10 +73,18 @@ def _first(form: Form, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _required(form: Form, name: str) -> str:
+    value = _first(form, name)
+    if not value:
+        raise ProtocolError(f"Plivo callback without {name}")
+    return value
+
+
 def _call_id(form: Form) -> str:
-    call_id = _first(form, "CallUUID")
-    if not call_id:
-        raise ProtocolError("Plivo callback without CallUUID")
+    call_id = _required(form, "CallUUID")
+    if not _CALL_UUID.fullmatch(call_id):
+        # The value is not quoted: it is the caller's input, and messages reach the logs.
+        raise ProtocolError("Plivo CallUUID is not a UUID")
     return call_id
 
 

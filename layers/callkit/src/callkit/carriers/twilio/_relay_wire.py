@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from callkit.carriers._frames import Digit
+
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
     """camelCase names, unknown fields ignored, ``None`` fields omitted.
@@ -35,7 +37,7 @@ class PromptFrame(_Wire, tag_field="type", tag="prompt"):
 
 
 class DtmfFrame(_Wire, tag_field="type", tag="dtmf"):
-    digit: str
+    digit: Digit  # one key per frame
 
 
 class InterruptFrame(_Wire, tag_field="type", tag="interrupt"):

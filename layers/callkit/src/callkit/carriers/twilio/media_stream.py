@@ -10,6 +10,7 @@ import base64
 
 import msgspec
 
+from callkit.carriers._frames import Digit
 from callkit.carriers._types import (
     ClearAudio,
     PlaceMark,
@@ -87,7 +88,7 @@ class _Media(_Wire, tag_field="event", tag="media"):
 
 
 class _DtmfBody(_Wire):
-    digit: str
+    digit: Digit  # one key: a 5,000-character "digit" is a malformed frame
     track: str | None = None
 
 

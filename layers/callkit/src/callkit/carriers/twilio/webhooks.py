@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Final
 
 from callkit.carriers._types import Form, IncomingCall, RelayEnded, StatusUpdate
 from callkit.errors import ProtocolError
 from callkit.lifecycle import CallStatus
 
 __all__ = ["parse_incoming_call", "parse_relay_ended", "parse_status_update"]
+
+# A Twilio SID is two letters naming the resource and 32 hex digits: ``CA…`` a call, ``AC…`` an
+# account (Twilio's API definitions give ``^CA[0-9a-fA-F]{32}$``; ``callkit.testing.carrier`` makes
+# them the same way). Checked at the boundary, so a signed request whose CallSid holds ``|``, a
+# newline or 5,000 characters is refused (400) before anything is minted or written for it.
+_CALL_SID: Final = re.compile(r"CA[0-9a-fA-F]{32}")
+_ACCOUNT_SID: Final = re.compile(r"AC[0-9a-fA-F]{32}")
 
 # Twilio's CallStatus values (twilio.md §1). Queued and initiated calls have not been answered:
 # for our lifecycle they are still ringing.
@@ -30,12 +39,13 @@ def parse_incoming_call(form: Form) -> IncomingCall:
     """Read the Voice URL webhook. ``status`` is the mapped ``CallStatus`` (normally ringing).
 
     Raises ``ProtocolError`` when CallSid, AccountSid, From, To, Direction or CallStatus is
-    missing or empty, or CallStatus is not one Twilio documents.
+    missing or empty, CallSid or AccountSid is not a SID of its kind, or CallStatus is not one
+    Twilio documents.
     """
     return IncomingCall(
         carrier="twilio",
-        call_id=_required(form, "CallSid"),
-        account_id=_required(form, "AccountSid"),
+        call_id=_sid(form, "CallSid", _CALL_SID),
+        account_id=_sid(form, "AccountSid", _ACCOUNT_SID),
         from_number=_required(form, "From"),
         to_number=_required(form, "To"),
         direction=_required(form, "Direction"),
@@ -47,10 +57,10 @@ def parse_incoming_call(form: Form) -> IncomingCall:
 def parse_relay_ended(form: Form) -> RelayEnded:
     """Read the ``<Connect action>`` request sent when a ConversationRelay session ends.
 
-    Raises ``ProtocolError`` for a missing CallSid or SessionStatus.
+    Raises ``ProtocolError`` for a missing CallSid or SessionStatus, or a CallSid that is not one.
     """
     return RelayEnded(
-        call_id=_required(form, "CallSid"),
+        call_id=_sid(form, "CallSid", _CALL_SID),
         session_status=_required(form, "SessionStatus"),
         handoff_data=_optional(form, "HandoffData"),
         error_code=_optional(form, "ErrorCode"),
@@ -63,14 +73,14 @@ def parse_status_update(form: Form) -> StatusUpdate:
     ``ended_at`` comes from ``Timestamp`` (RFC 2822) on terminal updates only; a missing or
     unreadable one gives ``None``, since the callback is still worth applying. ``detail`` is
     ``ErrorMessage`` or else ``SIP <SipResponseCode>`` when Twilio sends either. Raises
-    ``ProtocolError`` for a missing CallSid or CallStatus, an unknown CallStatus, or a
-    SequenceNumber or CallDuration that is not a decimal number.
+    ``ProtocolError`` for a missing CallSid or CallStatus, a CallSid that is not a Call SID, an
+    unknown CallStatus, or a SequenceNumber or CallDuration that is not a decimal number.
     """
     status = _status(form)
     sip_code = _optional(form, "SipResponseCode")
     return StatusUpdate(
         carrier="twilio",
-        call_id=_required(form, "CallSid"),
+        call_id=_sid(form, "CallSid", _CALL_SID),
         status=status,
         sequence=_number(form, "SequenceNumber"),
         duration_seconds=_number(form, "CallDuration"),
@@ -88,6 +98,14 @@ def _required(form: Form, name: str) -> str:
     value = _optional(form, name)
     if not value:
         raise ProtocolError(f"Twilio webhook without {name}")
+    return value
+
+
+def _sid(form: Form, name: str, pattern: re.Pattern[str]) -> str:
+    value = _required(form, name)
+    if not pattern.fullmatch(value):
+        # The value is not quoted: it is the caller's input, and messages reach the logs.
+        raise ProtocolError(f"Twilio {name} is not a {pattern.pattern[:2]} SID")
     return value
 
 
