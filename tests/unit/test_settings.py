@@ -82,3 +82,15 @@ def test_secrets_are_fetched_once_and_refreshed_after_max_age() -> None:
 def test_missing_secret_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="/nope"):
         SecretResolver().get(SecretRef("ssm", "/nope"))
+
+
+def test_repr_hides_the_stream_token_key() -> None:
+    key = "k3y-0123456789abcdef0123456789abcdef"
+    settings = Settings(token_key=key, table="calls", public_url="https://voice.example.com")
+    text = repr(settings)
+    assert key not in text
+    assert "token_key='***'" in text
+    assert "table='calls'" in text
+    assert "token_key=''" in repr(Settings())
+    assert key not in str(settings)
+    assert key not in f"{settings!r} {[settings]}"

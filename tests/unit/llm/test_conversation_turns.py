@@ -294,14 +294,18 @@ def test_a_model_that_ignores_tool_choice_none_still_ends_the_turn() -> None:
 # --- failures: the caller always hears something ---------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [500, 429, 401])
-def test_model_error_gives_a_spoken_apology(status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"), [(500, "ServiceError"), (429, "ServiceError"), (401, "ModelError")]
+)
+def test_model_error_gives_a_spoken_apology(status: int, error: str) -> None:
     async def main() -> None:
-        async with scripted(replying(ErrorReply(status))) as (_, model):
+        # The same error every time: retried ones end as ServiceError once the retries are spent.
+        async with scripted(lambda _: ErrorReply(status)) as (server, model):
             events, done = await turn(support_agent, model, "Hello")
         assert events[:-1] == [Speech(APOLOGY)]
         assert done.assistant_text == APOLOGY
-        assert done.error == "ModelError"
+        assert done.error == error
+        assert len(server.requests) == (1 if status == 401 else model.retry.max_attempts)
         assert done.new_messages == [UserMessage("Hello"), AssistantMessage(APOLOGY)]
 
     run(main)
@@ -378,7 +382,7 @@ def test_unreachable_model_apologises() -> None:
         finally:
             await model.aclose()
         assert done.assistant_text == APOLOGY
-        assert done.error == "ConnectError"
+        assert done.error == "ServiceError"  # refused each time it was tried
 
     run(main)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from callkit.agent import ModelRef
-from callkit.errors import ConfigurationError
+from callkit.errors import ConfigurationError, ServiceError
 from callkit.examples import support_agent
 from callkit.llm import (
     ChatEvent,
@@ -24,7 +24,7 @@ from callkit.llm import (
     ToolCallDone,
     UserMessage,
 )
-from callkit.net import ConnectionLostError, HTTPClient, TransportError
+from callkit.net import ConnectionLostError, HTTPClient, RetryPolicy, TransportError
 from callkit.testing.openai_chat import (
     CutReply,
     ErrorReply,
@@ -121,17 +121,40 @@ def test_connection_is_kept_between_completions() -> None:
     run(main)
 
 
-@pytest.mark.parametrize(
-    ("status", "retryable"), [(500, True), (503, True), (429, True), (400, False), (401, False)]
-)
-def test_http_errors(status: int, retryable: bool) -> None:
+@pytest.mark.parametrize("status", [400, 401])
+def test_http_errors_that_are_not_retried(status: int) -> None:
     async def main() -> None:
-        async with scripted(ErrorReply(status, message="Provider says no.")) as (_, model):
+        async with scripted(ErrorReply(status, message="You said: my card is 4111.")) as (server, model):
             with pytest.raises(ModelError) as caught:
                 await events_of(model)
+            assert len(server.requests) == 1
         assert caught.value.status == status
-        assert caught.value.retryable is retryable
-        assert "Provider says no." in str(caught.value)
+        assert not caught.value.retryable
+        # The provider's message can quote the caller: only the status and the type are kept.
+        assert str(caught.value) == f"model API answered {status} (server_error)"
+
+    run(main)
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_http_errors_when_retrying_is_off(status: int) -> None:
+    async def main() -> None:
+        async with ScriptedChatServer(replying(ErrorReply(status, message="You said: 4111."))) as server:
+            model = OpenAIChatModel(
+                "gpt-4o-mini", base_url=server.base_url, retry=RetryPolicy(max_attempts=1)
+            )
+            try:
+                with pytest.raises(ServiceError) as caught:
+                    await events_of(model)
+            finally:
+                await model.aclose()
+        assert caught.value.retryable
+        cause = caught.value.__cause__
+        assert isinstance(cause, ModelError)
+        assert cause.status == status
+        assert cause.retryable
+        assert "4111" not in str(caught.value)
+        assert "4111" not in str(cause)
 
     run(main)
 
@@ -151,7 +174,7 @@ def test_error_message_keeps_the_key_out() -> None:
 
 def test_stream_cut_mid_way_is_a_transport_error() -> None:
     async def main() -> None:
-        async with scripted(CutReply("This answer will not finish", after_pieces=2)) as (_, model):
+        async with scripted(CutReply("This answer will not finish", after_pieces=2)) as (server, model):
             seen: list[ChatEvent] = []
 
             async def consume() -> None:
@@ -160,6 +183,7 @@ def test_stream_cut_mid_way_is_a_transport_error() -> None:
 
             with pytest.raises(ConnectionLostError) as caught:
                 await consume()
+            assert len(server.requests) == 1  # bytes of the answer were read: never retried
         assert seen == [TextDelta("This"), TextDelta(" answer")]
         assert isinstance(caught.value, TransportError)
         assert caught.value.retryable

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 from urllib.parse import urlsplit
 
+from callkit._env import masked
 from callkit.errors import ConfigurationError
 from callkit.store._base import DEFAULT_RETENTION_SECONDS
 from callkit.tokens import DEFAULT_TTL_SECONDS
@@ -33,6 +34,8 @@ ENV_SCHEDULER_GROUP: Final = "CALLKIT_SCHEDULER_GROUP"
 ENV_SCHEDULER_ROLE_ARN: Final = "CALLKIT_SCHEDULER_ROLE_ARN"
 ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
 DEFAULT_APP: Final = "callkit_app:interfaces"
+#: Fields whose values are secrets: shown as ``'***'`` (set) or ``''`` in ``repr``.
+_SECRET_FIELDS: Final = frozenset({"token_key"})
 
 
 def _base_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
@@ -48,7 +51,7 @@ def _base_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     """Where callkit is reachable and what it uses.
 
@@ -88,6 +91,15 @@ class Settings:
         object.__setattr__(self, "relay_url", _base_url("relay_url", self.relay_url, ("wss", "ws")))
         if self.token_ttl_seconds <= 0 or self.retention_seconds <= 0:
             raise ConfigurationError("token TTL and retention must be positive")
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: the stream-token key never does.
+        shown = (
+            f"{f.name}={masked(value) if f.name in _SECRET_FIELDS else repr(value)}"
+            for f in fields(self)
+            if (value := getattr(self, f.name)) or f.name in _SECRET_FIELDS
+        )
+        return f"Settings({', '.join(shown)})"
 
     @property
     def base_path(self) -> str:

@@ -16,12 +16,24 @@ TWILIO_API: Final = "https://api.twilio.com"
 PLIVO_API: Final = "https://api.plivo.com"
 
 
-@dataclass(frozen=True, slots=True)
+#: Request headers whose values are credentials, never shown.
+_SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class RestRequest:
     method: Literal["POST", "DELETE"]
     url: str
     headers: dict[str, str]
     body: bytes = b""
+
+    def __repr__(self) -> str:
+        # Authorization is the account's auth token (Basic); a body can hold TwiML with the number
+        # a call is transferred to, or a callback URL: only its size is shown.
+        headers = {k: "***" if k.lower() in _SECRET_HEADERS else v for k, v in self.headers.items()}
+        return (
+            f"RestRequest({self.method!r}, {self.url!r}, headers={headers!r}, body=<{len(self.body)} bytes>)"
+        )
 
 
 def _basic(user: str, password: str) -> str:

@@ -7,23 +7,32 @@ from callkit.net.http1 import (
     Headers,
     HTTPClient,
     PoolTimeoutError,
+    ProxyError,
     ReadTimeoutError,
     RemoteProtocolError,
     Response,
     TransportError,
     TransportTimeoutError,
 )
+from callkit.net.proxy import Proxy, ProxyConfig
+from callkit.net.retry import RETRYABLE_STATUS, RetryPolicy, retry_after
 
 __all__ = [
+    "RETRYABLE_STATUS",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionLostError",
     "HTTPClient",
     "Headers",
     "PoolTimeoutError",
+    "Proxy",
+    "ProxyConfig",
+    "ProxyError",
     "ReadTimeoutError",
     "RemoteProtocolError",
     "Response",
+    "RetryPolicy",
     "TransportError",
     "TransportTimeoutError",
+    "retry_after",
 ]

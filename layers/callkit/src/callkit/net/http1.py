@@ -4,8 +4,13 @@ Provider APIs (OpenAI-compatible chat, later others) need one thing: send a requ
 streamed answer, keep the TLS connection for the next request. ``httpx`` costs ~145 ms to import
 and ``openai`` ~750 ms; this module costs what ``asyncio`` and ``ssl`` already cost.
 
-* One keep-alive pool per ``(scheme, host, port)``, bound to the running event loop, at most
-  ``max_connections_per_host`` connections; a request waits up to ``connect_timeout`` for a free one.
+* One keep-alive pool per ``(scheme, host, port)``, bound to the running event loop. By default
+  the number of connections is not limited (a phone deployment has one model stream per live call,
+  and a request must never queue behind another call's stream); at most ``max_idle_per_host`` are
+  kept idle. With ``max_connections_per_host`` a request waits up to ``connect_timeout`` for one.
+* Proxies from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (``callkit.net.proxy``), read when the
+  client is built: https goes through a ``CONNECT`` tunnel, then TLS with the origin (its name and
+  certificate checked as without a proxy); http sends the absolute-form request to the proxy.
 * Idle connections the server has closed are dropped before use. A kept-alive connection that turns
   out dead when used is replaced and the request sent once more, but only when the request cannot
   have been acted on: the send itself failed, or nothing came back and the request is idempotent
@@ -32,6 +37,7 @@ from typing import Final, Literal, SupportsIndex
 from urllib.parse import urlsplit
 
 from callkit.errors import CallkitError
+from callkit.net.proxy import Proxy, ProxyConfig, connect_request
 
 __all__ = [
     "ConnectError",
@@ -40,6 +46,7 @@ __all__ = [
     "HTTPClient",
     "Headers",
     "PoolTimeoutError",
+    "ProxyError",
     "ReadTimeoutError",
     "RemoteProtocolError",
     "Response",
@@ -61,6 +68,18 @@ class TransportError(CallkitError):
 
 class ConnectError(TransportError):
     """No connection: refused, unreachable, unknown host, or a failed TLS handshake."""
+
+
+class ProxyError(ConnectError):
+    """The proxy refused to open a tunnel; ``status`` is its answer to ``CONNECT`` (0: not HTTP).
+
+    Retryable when the proxy could not reach the origin or is overloaded (429, 502, 503, 504);
+    not for a refusal (403) or wrong or missing credentials (407).
+    """
+
+    def __init__(self, message: str, *, status: int, retryable: bool) -> None:
+        super().__init__(message, retryable=retryable)
+        self.status = status
 
 
 class ConnectionLostError(TransportError):
@@ -99,6 +118,8 @@ _TOKEN: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _STATUS_LINE: Final = re.compile(rb"^HTTP/1\.([01]) (\d{3})(?: (.*))?$")
 _CHUNK_SIZE: Final = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 _USER_AGENT: Final = "callkit-http1"
+#: A proxy's answers to CONNECT that may well be different next time.
+_PROXY_RETRYABLE: Final = frozenset({429, 502, 503, 504})
 
 _Key = tuple[str, str, int]
 _Framing = Literal["length", "chunked", "close", "none"]
@@ -185,9 +206,13 @@ class _Connection:
 class _HostPool:
     __slots__ = ("idle", "slots")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int | None) -> None:
         self.idle: list[_Connection] = []
-        self.slots = asyncio.Semaphore(limit)
+        self.slots = asyncio.Semaphore(limit) if limit is not None else None
+
+    def release(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
 
 
 class _LoopState:
@@ -388,7 +413,7 @@ class Response:
             self._client._put_idle(self._pool, conn)
         else:
             conn.abort()
-        self._pool.slots.release()
+        self._pool.release()
 
 
 class _BodyIterator:
@@ -412,7 +437,7 @@ class _BodyIterator:
 class _StreamContext:
     __slots__ = ("_args", "_client", "_response")
 
-    def __init__(self, client: HTTPClient, args: tuple[str, _Key, bytes, bool]) -> None:
+    def __init__(self, client: HTTPClient, args: tuple[str, _Key, bytes, bool, Proxy | None]) -> None:
         self._client = client
         self._args = args
         self._response: Response | None = None
@@ -498,6 +523,12 @@ class HTTPClient:
 
     ``async with client.stream("POST", url, headers, body) as response:`` then
     ``async for chunk in response.aiter_bytes()`` or ``await response.aread()``.
+
+    ``max_connections_per_host``: ``None`` (the default) opens a connection whenever none is idle,
+    so no request ever waits for another; a number makes requests wait for a free connection.
+    ``max_idle_per_host`` bounds the idle connections kept for reuse (the oldest go first).
+    ``proxies``: ``None`` reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` now, once;
+    ``ProxyConfig()`` connects directly whatever the environment says.
     """
 
     def __init__(
@@ -505,18 +536,24 @@ class HTTPClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 20.0,
-        max_connections_per_host: int = 10,
+        max_connections_per_host: int | None = None,
+        max_idle_per_host: int = 256,
         keepalive_expiry: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: ProxyConfig | None = None,
     ) -> None:
         if connect_timeout <= 0 or read_timeout <= 0 or keepalive_expiry <= 0:
             raise ValueError("timeouts and keepalive_expiry must be positive")
-        if max_connections_per_host < 1:
-            raise ValueError("max_connections_per_host must be at least 1")
+        if max_connections_per_host is not None and max_connections_per_host < 1:
+            raise ValueError("max_connections_per_host must be at least 1 (or None: no limit)")
+        if max_idle_per_host < 0:
+            raise ValueError("max_idle_per_host must not be negative")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections_per_host = max_connections_per_host
+        self.max_idle_per_host = max_idle_per_host
         self.keepalive_expiry = keepalive_expiry
+        self.proxies = ProxyConfig.from_env() if proxies is None else proxies
         self._ssl_context = ssl_context
         self._state: _LoopState | None = None
 
@@ -559,9 +596,16 @@ class HTTPClient:
         out dead after the request went out and nothing came back.
         """
         key, target, host_header = _split_url(url)
+        proxy = self.proxies.proxy_for(*key)
+        if proxy is not None and key[0] == "http":
+            # Through the proxy, not a tunnel: the absolute-form target (RFC 9112 §3.2.2).
+            target = f"http://{host_header}{target}"
+            if proxy.authorization:
+                headers = [*(headers.items() if isinstance(headers, Mapping) else headers)]
+                headers.append(("Proxy-Authorization", proxy.authorization))
         encoded = _encode_request(method.upper(), target, host_header, headers, body)
         safe = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
-        return _StreamContext(self, (method.upper(), key, encoded, safe))
+        return _StreamContext(self, (method.upper(), key, encoded, safe, proxy))
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -582,6 +626,11 @@ class HTTPClient:
         if state is None or (task is not None and task.cancelling()):
             conn.abort()
             return
+        if len(pool.idle) >= self.max_idle_per_host:
+            if not pool.idle:
+                conn.abort()
+                return
+            pool.idle.pop(0).abort()  # the longest idle: the first the server would close
         conn.idle_since = time.monotonic()
         conn.reader.idle = True
         pool.idle.append(conn)
@@ -608,7 +657,7 @@ class HTTPClient:
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
 
-    async def _connect(self, key: _Key) -> _Connection:
+    async def _connect(self, key: _Key, proxy: Proxy | None) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         reader = _Reader(limit=_LINE_LIMIT, loop=loop)
@@ -617,16 +666,21 @@ class HTTPClient:
         where = f"{scheme}://{host}:{port}"
         try:
             async with asyncio.timeout(self.connect_timeout):
-                transport, _ = await loop.create_connection(
-                    lambda: protocol,
-                    host,
-                    port,
-                    ssl=tls,
-                    server_hostname=host if tls else None,
-                    happy_eyeballs_delay=0.25,
-                )
+                if proxy is None:
+                    transport, _ = await loop.create_connection(
+                        lambda: protocol,
+                        host,
+                        port,
+                        ssl=tls,
+                        server_hostname=host if tls else None,
+                        happy_eyeballs_delay=0.25,
+                    )
+                    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+                else:
+                    writer = await self._through(proxy, key, loop, reader, protocol, tls)
         except TimeoutError:
-            raise ConnectTimeoutError(f"connecting to {where} timed out", retryable=True) from None
+            via = f" through the proxy {proxy.host}:{proxy.port}" if proxy else ""
+            raise ConnectTimeoutError(f"connecting to {where}{via} timed out", retryable=True) from None
         except ssl.SSLCertVerificationError as exc:
             raise ConnectError(
                 f"TLS certificate of {where} rejected: {exc.verify_message}", retryable=False
@@ -634,9 +688,66 @@ class HTTPClient:
         except ssl.SSLError as exc:
             raise ConnectError(f"TLS handshake with {where} failed: {exc.reason}", retryable=True) from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}", retryable=True) from None
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            via = f"the proxy {proxy.host}:{proxy.port} for " if proxy else ""
+            raise ConnectError(
+                f"cannot connect to {via}{where}: {exc.strerror or exc}", retryable=True
+            ) from None
         return _Connection(reader, writer)
+
+    async def _through(
+        self,
+        proxy: Proxy,
+        key: _Key,
+        loop: asyncio.AbstractEventLoop,
+        reader: _Reader,
+        protocol: asyncio.StreamReaderProtocol,
+        tls: ssl.SSLContext | None,
+    ) -> asyncio.StreamWriter:
+        """Connect to the proxy; for https, open a ``CONNECT`` tunnel and start TLS inside it."""
+        _, host, port = key
+        transport, _ = await loop.create_connection(
+            lambda: protocol, proxy.host, proxy.port, happy_eyeballs_delay=0.25
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        if tls is None:
+            return writer  # plain http: requests go to the proxy in absolute form
+        try:
+            writer.write(connect_request(host, port, proxy))
+            await writer.drain()
+            status = await self._tunnel_status(reader)
+            if not 200 <= status < 300:
+                raise ProxyError(
+                    f"the proxy {proxy.host}:{proxy.port} refused a tunnel to {host}:{port}: {status}",
+                    status=status,
+                    retryable=status in _PROXY_RETRYABLE,
+                )
+            # TLS with the origin inside the tunnel: its name and certificate, as without a proxy.
+            await writer.start_tls(tls, server_hostname=host)
+        except BaseException:
+            transport.abort()
+            raise
+        return writer
+
+    @staticmethod
+    async def _tunnel_status(reader: _Reader) -> int:
+        """Read the proxy's answer to ``CONNECT`` up to its blank line; its status code."""
+        try:
+            line = await reader.readuntil(b"\n")
+            match = _STATUS_LINE.match(line.rstrip(b"\r\n"))
+            if not match:
+                raise ProxyError(
+                    "the proxy answered CONNECT with something not HTTP", status=0, retryable=False
+                )
+            for _ in range(_MAX_HEADERS + 1):
+                if not (await reader.readuntil(b"\n")).rstrip(b"\r\n"):
+                    return int(match.group(2))
+        except asyncio.IncompleteReadError:
+            raise ProxyError(
+                "the proxy closed the connection instead of a tunnel", status=0, retryable=True
+            ) from None
+        except asyncio.LimitOverrunError:
+            pass
+        raise ProxyError("the proxy's answer to CONNECT is too long", status=0, retryable=False)
 
     async def _read[T](self, operation: Awaitable[T]) -> T:
         try:
@@ -647,30 +758,34 @@ class HTTPClient:
         except (ConnectionError, ssl.SSLError) as exc:
             raise ConnectionLostError(f"connection lost: {exc.__class__.__name__}", retryable=True) from None
 
-    async def _send(self, method: str, key: _Key, request: bytes, idempotent: bool) -> Response:
+    async def _send(
+        self, method: str, key: _Key, request: bytes, idempotent: bool, proxy: Proxy | None
+    ) -> Response:
         pool = self._pool(key)
+        if pool.slots is not None:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await pool.slots.acquire()
+            except TimeoutError:
+                raise PoolTimeoutError(
+                    f"all {self.max_connections_per_host} connections to {key[1]} stayed busy",
+                    retryable=True,
+                ) from None
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                await pool.slots.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"all {self.max_connections_per_host} connections to {key[1]} stayed busy", retryable=True
-            ) from None
-        try:
-            conn = await self._take_idle(pool) or await self._connect(key)
+            conn = await self._take_idle(pool) or await self._connect(key, proxy)
             try:
                 return await self._exchange(pool, conn, method, request)
             except _Stale as stale:
                 # Resend once on a new connection, only if the request cannot have been acted on.
                 if stale.sent and not idempotent:
                     raise stale.error from None
-            conn = await self._connect(key)
+            conn = await self._connect(key, proxy)
             try:
                 return await self._exchange(pool, conn, method, request)
             except _Stale as stale:  # a new connection is never stale; _exchange raises directly
                 raise stale.error from None
         except BaseException:
-            pool.slots.release()
+            pool.release()
             raise
 
     async def _exchange(self, pool: _HostPool, conn: _Connection, method: str, request: bytes) -> Response:
