@@ -7,8 +7,9 @@ files (``git ls-files``) and checks three kinds of reference:
   root, to ``docs/``, or (markdown files only, as links resolve there) to the citing file's folder;
 - sections right after a path (``docs/aws.md §1.4``, ``§2, §6``, ``§1–2``): the target must have a
   heading that starts with that number (``## 1.``, ``### 1.4``, ``## §1``);
-- a bare ``§N`` with no path before it: in a markdown file it means that file's own section; in
-  other files it must exist in one of the documents the file cites somewhere else.
+- a bare ``§N`` with no path right before it: in a markdown file it is that file's own section or
+  one of the last document named before it on the same line (an index table); in other files it
+  belongs to the last document named before it on the line, else to any document the file cites.
 
 ``DESIGN §N`` (the old name of the architecture notes) counts as a reference to ``DESIGN.md``.
 Section numbers of other standards (``RFC 6455 §7.4.1``, ``XML 1.0 §2.2``) are not ours and are
@@ -38,7 +39,7 @@ _DESIGN = re.compile(r"\bDESIGN(?=\s*§)")
 _FOREIGN = re.compile(r"\b(?:RFC\s*\d+|XML\s*[\d.]+|Living Standard|ISO[\s/-]*[\d-]+|IEEE\s*[\d.]+|ITU-T\s*\S+)")
 _SECTION = re.compile(r"§\s*(\d+(?:\.\d+)*)(?:\s*[–-]\s*(\d+(?:\.\d+)*))?")
 #: What may stand between a reference and a section that belongs to it: "§2, §6", "§2.2 and §3.2".
-_RUN = re.compile(r"(?:[\s,;/]|and|or|§\s*\d+(?:\.\d+)*(?:\s*[–-]\s*\d+(?:\.\d+)*)?)*")
+_RUN = re.compile(r"(?:[\s,;/`]|and|or|§\s*\d+(?:\.\d+)*(?:\s*[–-]\s*\d+(?:\.\d+)*)?)*")
 _HEADING = re.compile(r"^#{1,6}\s+§?\s*(\d+(?:\.\d+)*)(?:[.\s)]|$)")
 
 
@@ -52,8 +53,9 @@ class Anchor:
 @dataclass(frozen=True)
 class Reference:
     line: int
-    target: str | None  # None: a bare section, resolved against the file's context
+    target: str | None  # None: a bare section, resolved against the line's or the file's context
     sections: tuple[str, ...]
+    line_target: str | None = None  # for a bare section: the last document named before it on the line
 
 
 def scan_line(text: str, number: int) -> list[Reference]:
@@ -66,7 +68,7 @@ def scan_line(text: str, number: int) -> list[Reference]:
         key=lambda a: a.start,
     )
     owned: dict[int, list[str]] = {i: [] for i, a in enumerate(anchors) if a.target}
-    bare: list[str] = []
+    bare: dict[str | None, list[str]] = {}
     for match in _SECTION.finditer(text):
         numbers = [n for n in match.groups() if n]
         owner = None
@@ -76,12 +78,12 @@ def scan_line(text: str, number: int) -> list[Reference]:
                     owner = i
                 break
         if owner is None:
-            bare.extend(numbers)
+            before = [a.target for a in anchors if a.target and a.end <= match.start()]
+            bare.setdefault(before[-1] if before else None, []).extend(numbers)
         elif anchors[owner].target:
             owned[owner].extend(numbers)
     refs = [Reference(number, anchors[i].target, tuple(s)) for i, s in owned.items()]
-    if bare:
-        refs.append(Reference(number, None, tuple(bare)))
+    refs += [Reference(number, None, tuple(s), line_target) for line_target, s in bare.items()]
     return refs
 
 
@@ -138,7 +140,11 @@ def problems_in(path: str, text: str) -> list[str]:
     for ref in refs:
         if ref.target is not None:
             continue
-        own = cited[:1] if path.endswith(".md") else cited
+        near = resolve(ref.line_target, path) if ref.line_target else None
+        if path.endswith(".md"):
+            own = [ROOT / path, *([near] if near else [])]
+        else:
+            own = [near] if near else cited
         for section in ref.sections:
             if not own:
                 problems.append(f"{path}:{ref.line}: §{section} names no document (cite the file)")
@@ -169,6 +175,7 @@ def test_every_cited_document_and_section_exists() -> None:
         ("a.md §5, b.md §4", [("a.md", ("5",)), ("b.md", ("4",))]),
         ("the example in §2.2", [(None, ("2.2",))]),
         ("a.md §4: the request (§4.1)", [("a.md", ("4",)), (None, ("4.1",))]),
+        ("see `a.md §2.4`, `§2.5`", [("a.md", ("2.4", "2.5"))]),
         ("RFC 9112 §6, §7.1 and XML 1.0 §2.2", []),
         ("https://example.com/x.md §3", [(None, ("3",))]),
         ('readme = "README.md"', [("README.md", ())]),
@@ -185,3 +192,8 @@ def test_problems_are_reported() -> None:
         "pkg/mod.py:2: DESIGN.md is not in the repository",
         "pkg/mod.py:3: §9 names no document (cite the file)",
     ]
+
+
+def test_a_bare_section_belongs_to_the_document_named_before_it_on_the_line() -> None:
+    assert [r.line_target for r in scan_line("a.md §4: the request (§4.1)", 1)] == [None, "a.md"]
+    assert [r.line_target for r in scan_line("the request (§4.1)", 1)] == [None]
