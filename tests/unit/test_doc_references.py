@@ -36,7 +36,9 @@ _URL = re.compile(r"\w+://\S+")
 _DOC = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-][\w.-]*\.md)(?![\w-])")
 _DESIGN = re.compile(r"\bDESIGN(?=\s*§)")
 #: Standards whose sections are theirs, not ours: "RFC 9112 §6", "XML 1.0 §2.2", "HTML Living Standard §9".
-_FOREIGN = re.compile(r"\b(?:RFC\s*\d+|XML\s*[\d.]+|Living Standard|ISO[\s/-]*[\d-]+|IEEE\s*[\d.]+|ITU-T\s*\S+)")
+_FOREIGN = re.compile(
+    r"\b(?:RFC\s*\d+|XML\s*[\d.]+|Living Standard|ISO[\s/-]*[\d-]+|IEEE\s*[\d.]+|ITU-T\s*\S+)"
+)
 _SECTION = re.compile(r"§\s*(\d+(?:\.\d+)*)(?:\s*[–-]\s*(\d+(?:\.\d+)*))?")
 #: What may stand between a reference and a section that belongs to it: "§2, §6", "§2.2 and §3.2".
 _RUN = re.compile(r"(?:[\s,;/`]|and|or|§\s*\d+(?:\.\d+)*(?:\s*[–-]\s*\d+(?:\.\d+)*)?)*")
@@ -140,11 +142,8 @@ def problems_in(path: str, text: str) -> list[str]:
     for ref in refs:
         if ref.target is not None:
             continue
-        near = resolve(ref.line_target, path) if ref.line_target else None
-        if path.endswith(".md"):
-            own = [ROOT / path, *([near] if near else [])]
-        else:
-            own = [near] if near else cited
+        near = [doc] if ref.line_target and (doc := resolve(ref.line_target, path)) else []
+        own = [ROOT / path, *near] if path.endswith(".md") else near or cited
         for section in ref.sections:
             if not own:
                 problems.append(f"{path}:{ref.line}: §{section} names no document (cite the file)")
