@@ -6,7 +6,7 @@ status callback, two relay messages handled by two Lambda invocations at once) a
 atomic, so the outcome does not depend on delivery order. Methods are synchronous: boto3 is, and
 Lambda handlers are; async callers use a thread.
 
-Managed turns are fenced (DESIGN.md §2): the call's ``turn`` counter is bumped by every prompt
+Managed turns are fenced (docs/architecture.md §2.5): the call's ``turn`` counter is bumped by every prompt
 (``next_turn``) and by every interrupt (``interrupt_turn``). A turn streaming its answer checks
 ``current_turn`` before each text frame and stops once the counter has moved past its number; the
 interrupt records what the caller actually heard on that turn's item, and ``record_turn`` never
@@ -161,7 +161,7 @@ class CallStore(Protocol):
         Applies only when the call exists (not expired), its pipeline is ``cascading`` or
         ``realtime``, it is still ``ringing`` and no stream has claimed it: sets ``stream_id``,
         moves it to ``in-progress``, bumps ``version``. A replayed stream token therefore cannot
-        attach a second stream (DESIGN §2). Raises ``CallNotFoundError`` when there is no call and
+        attach a second stream (docs/architecture.md §2.3). Raises ``CallNotFoundError`` when there is no call and
         ``TransitionError`` when the claim is refused.
         """
         ...

@@ -1,4 +1,4 @@
-"""Admitting a media stream (DESIGN §2): anything that fails here is closed with 1008.
+"""Admitting a media stream (docs/architecture.md §2.3): anything that fails here is closed with 1008.
 
 1. The upgrade's signature (``X-Twilio-Signature`` / ``X-Plivo-Signature-V3``) over the stream
    URL we wrote in the answer, with the auth token of an interface of that carrier.

@@ -1,6 +1,6 @@
 """The cascading pipeline: the caller's audio → Deepgram → the agent → Cartesia → the caller.
 
-One admitted stream, one call, one set of provider connections (DESIGN §1: two calls never share
+One admitted stream, one call, one set of provider connections (docs/architecture.md §1.2: two calls never share
 a socket). The parts are each tested on their own; this module only wires them:
 
 - every inbound 20-ms frame goes to Deepgram and to the speech detector, whose decision and the

@@ -1,8 +1,8 @@
 """The realtime pipeline: the carrier's μ-law audio ↔ OpenAI Realtime (GA), speech to speech.
 
-One admitted stream, one Realtime session (DESIGN §1). μ-law passes through untouched both ways
+One admitted stream, one Realtime session (docs/architecture.md §1.2). μ-law passes through untouched both ways
 (``audio/pcmu``); the server's VAD (``turn_detection`` from ``interrupt_sensitivity``) takes turns.
-What this module adds (ai-providers.md §3.5):
+What this module adds (docs/protocols/ai-providers.md §3.5):
 
 - the agent's instructions and tools in ``session.update``; tool calls run through the Agent's
   own ``Tool.invoke``; after all outputs of a response, exactly one ``response.create``

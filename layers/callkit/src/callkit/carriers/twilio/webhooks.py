@@ -1,4 +1,4 @@
-"""Twilio voice webhooks (twilio.md §1): the incoming call and the call status callback."""
+"""Twilio voice webhooks (docs/protocols/twilio.md §1): the incoming call and the call status callback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from callkit.lifecycle import CallStatus
 
 __all__ = ["parse_incoming_call", "parse_relay_ended", "parse_status_update"]
 
-# Twilio's CallStatus values (twilio.md §1). Queued and initiated calls have not been answered:
+# Twilio's CallStatus values (docs/protocols/twilio.md §1). Queued and initiated calls have not been answered:
 # for our lifecycle they are still ringing.
 _STATUSES: dict[str, CallStatus] = {
     "queued": CallStatus.RINGING,
