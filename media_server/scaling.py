@@ -1,6 +1,6 @@
 """The media server's ECS glue: draining on SIGTERM, task scale-in protection, the ActiveCalls metric.
 
-How a Fargate task holding calls goes away without cutting them (aws.md §6; template.yaml says the
+How a Fargate task holding calls goes away without cutting them (docs/aws.md §6; template.yaml says the
 same from the infrastructure side):
 
 1. Service auto scaling and deployments never pick a task with scale-in protection.

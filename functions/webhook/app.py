@@ -1,7 +1,7 @@
 """Webhook Lambda: Twilio and Plivo incoming-call and status webhooks behind the HTTP API.
 
 Everything is built once per execution environment, at import (Mangum runs lifespan per
-invocation, so nothing expensive goes there: aws.md §3). No X-Ray SDK (the heaviest import and
+invocation, so nothing expensive goes there: docs/aws.md §3). No X-Ray SDK (the heaviest import and
 not needed for a 2 ms handler), no pydantic models of our own, boto3's low-level DynamoDB client
 only when a table is configured.
 """

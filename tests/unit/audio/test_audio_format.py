@@ -12,14 +12,14 @@ from callkit.errors import ConfigurationError, ProtocolError
 
 
 def test_sizes_of_the_formats_in_play() -> None:
-    # ai-providers.md §5: μ-law 8 kHz is 8 bytes a millisecond, 160 bytes per 20-ms frame.
+    # docs/protocols/ai-providers.md §5: μ-law 8 kHz is 8 bytes a millisecond, 160 bytes per 20-ms frame.
     assert MULAW_8K.bytes_per_ms == 8
     assert MULAW_8K.frame_bytes(20) == 160
     assert MULAW_8K.frame_samples(20) == 160
     assert PCM16_8K.frame_bytes(20) == 320
     assert PCM16_16K.bytes_per_ms == 32
     assert PCM16_16K.frame_samples(20) == 320
-    # ai-providers.md §3.5: pcm 24 kHz 16-bit -> bytes / 48 per millisecond.
+    # docs/protocols/ai-providers.md §3.5: pcm 24 kHz 16-bit -> bytes / 48 per millisecond.
     assert PCM16_24K.bytes_per_ms == 48
     assert PCM16_24K.duration_ms(4800) == 100.0
     assert MULAW_8K.duration_ms(800) == 100.0
@@ -44,7 +44,8 @@ def test_unsupported_formats_are_refused(encoding: str, rate: int) -> None:
 @pytest.mark.parametrize(
     ("content_type", "sample_rate", "expected"),
     [
-        ("audio/x-mulaw;rate=8000", None, MULAW_8K),  # twilio.md §3 <Stream>, plivo.md §3
+        # <Stream> in docs/protocols/twilio.md §3 and docs/protocols/plivo.md §3
+        ("audio/x-mulaw;rate=8000", None, MULAW_8K),
         ("audio/x-l16;rate=8000", None, PCM16_8K),
         ("audio/x-l16;rate=16000", None, PCM16_16K),
         ("audio/x-mulaw", 8000, MULAW_8K),  # Twilio/Plivo mediaFormat: encoding + sampleRate

@@ -11,7 +11,7 @@ from callkit.audio import decode_pcm16, encode_pcm16
 
 
 def test_little_endian_on_the_wire() -> None:
-    # plivo.md §5 audio/x-l16: 16-bit signed linear, little-endian here.
+    # docs/protocols/plivo.md §5 audio/x-l16: 16-bit signed linear, little-endian here.
     assert decode_pcm16(b"\x01\x00\xff\xff\x00\x80").tolist() == [1, -1, -32768]
     assert encode_pcm16(np.array([1, -1, 32767], dtype=np.int16)) == b"\x01\x00\xff\xff\xff\x7f"
     assert encode_pcm16(np.array([256], dtype=">i2")) == b"\x00\x01"

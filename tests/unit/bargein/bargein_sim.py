@@ -94,7 +94,7 @@ class Sim:
         self.play(len(self.pending), dt)
 
     def echo_cleared(self) -> None:
-        """Twilio after ``clear``: every pending mark comes back at once (twilio.md §4)."""
+        """Twilio after ``clear``: every pending mark comes back at once (docs/protocols/twilio.md §4)."""
         while self.pending:
             self.feed(MarkPlayed(self.pending.pop(0)))
 

@@ -361,7 +361,7 @@ def test_marks_echoed_late_into_the_next_turn_are_ignored() -> None:
 def test_plivo_clears_without_acknowledging_checkpoints() -> None:
     sim = _speaking("any", "high", played=2)
     sim.speech(200)
-    sim.pending.clear()  # Plivo drops cleared checkpoints silently (plivo.md §5)
+    sim.pending.clear()  # Plivo drops cleared checkpoints silently (docs/protocols/plivo.md §5)
     assert sim.feed(PlaybackCleared(), 0.05) == []
     sim.wait(2.1)
     assert sim.of_type(ResumeSpeaking) == [ResumeSpeaking(1, REPLY[10:].strip())]

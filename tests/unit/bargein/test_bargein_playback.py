@@ -46,7 +46,7 @@ def test_unknown_and_repeated_marks_change_nothing() -> None:
 
 
 def test_marks_echoed_after_a_clear_do_not_count() -> None:
-    """Twilio echoes pending marks when ``clear`` discards them (twilio.md §4)."""
+    """Twilio echoes pending marks when ``clear`` discards them (docs/protocols/twilio.md §4)."""
     ledger = _sent([5, 12, 20]).played("m0").clear()
     for mark in ("m1", "m2"):
         ledger = ledger.played(mark)

@@ -1,4 +1,4 @@
-"""Plivo XML answers (plivo.md §3)."""
+"""Plivo XML answers (docs/protocols/plivo.md §3)."""
 
 from __future__ import annotations
 

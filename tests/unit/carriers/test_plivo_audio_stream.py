@@ -1,4 +1,4 @@
-"""Plivo audio stream frames (plivo.md §5): documented examples, round trips, malformed input."""
+"""Plivo audio stream frames (docs/protocols/plivo.md §5): documented examples, round trips, malformed input."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from callkit.errors import (
 STREAM = "20170ada-f610-433b-8758-c02a2aab3662"
 CALL = "9f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e"
 
-# plivo.md §5, Plivo -> us, verbatim.
+# docs/protocols/plivo.md §5, Plivo -> us, verbatim.
 START = (
     '{"event":"start","sequenceNumber":1,"start":{"callId":"9f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e",'
     '"streamId":"20170ada-f610-433b-8758-c02a2aab3662","accountId":"MAXXXXXXXXXXXXXXXXXX","tracks":["inbound"],'

@@ -1,4 +1,4 @@
-"""Plivo Signature V3: the plivo.md §4 vectors, an oracle test against plivo-python, edge cases."""
+"""Plivo Signature V3: the docs/protocols/plivo.md §4 vectors, an oracle test against plivo-python, edge cases."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ CALL = {
 }
 SHORT = {"CallUUID": ["abc-123"], "From": ["14155550100"]}
 
-# plivo.md §4, verbatim: method, URL, params, signed string (without ".nonce"), signature.
+# docs/protocols/plivo.md §4, verbatim: method, URL, params, signed string (without ".nonce"), signature.
 VECTORS = [
     (
         "POST",
@@ -119,7 +119,7 @@ def test_missing_headers() -> None:
         verify_request(_request("POST", VECTORS[0][1], CALL, {"x-plivo-signature-v3-nonce": NONCE}), TOKEN)
     with pytest.raises(MissingSignatureError):
         verify_request(_request("POST", VECTORS[0][1], CALL, {"x-plivo-signature-v3": signature}), TOKEN)
-    # A V2 signature alone proves nothing here (plivo.md §4: V3 is on every callback).
+    # A V2 signature alone proves nothing here (docs/protocols/plivo.md §4: V3 is on every callback).
     v2 = {"x-plivo-signature-v2": signature, "x-plivo-signature-v2-nonce": NONCE}
     with pytest.raises(MissingSignatureError):
         verify_request(_request("POST", VECTORS[0][1], CALL, v2), TOKEN)

@@ -1,4 +1,4 @@
-"""Plivo Answer URL and Hangup URL parameters (plivo.md §1–2)."""
+"""Plivo Answer URL and Hangup URL parameters (docs/protocols/plivo.md §1–2)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from callkit.errors import CallkitError, ProtocolError
 from callkit.lifecycle import CallStatus
 
 CALL_UUID = "9f6c1c8e-2b1a-4c3e-9d2e-1f0a7b6c5d4e"
-# plivo.md §1, the example body.
+# docs/protocols/plivo.md §1, the example body.
 ANSWER_BODY = f"CallUUID={CALL_UUID}&From=14155550100&To=14155550199&Direction=inbound&CallStatus=ringing"
 
 

@@ -1,4 +1,4 @@
-"""Twilio Media Streams codec (twilio.md §4): wire examples, round trips, malformed frames."""
+"""Twilio Media Streams codec (docs/protocols/twilio.md §4): wire examples, round trips, malformed frames."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from callkit.errors import (
     UnsupportedError,
 )
 
-# twilio.md §4, verbatim.
+# docs/protocols/twilio.md §4, verbatim.
 CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'
 START = (
     '{"event":"start","sequenceNumber":"1","streamSid":"MZ0001","start":{"streamSid":"MZ0001",'

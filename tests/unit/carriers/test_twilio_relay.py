@@ -1,4 +1,4 @@
-"""ConversationRelay codec (twilio.md §5): wire examples, round trips, malformed frames."""
+"""ConversationRelay codec (docs/protocols/twilio.md §5): wire examples, round trips, malformed frames."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from callkit.carriers.twilio import (
 )
 from callkit.errors import CallkitError, MessageTooLargeError, ProtocolError, UnknownEventError
 
-# twilio.md §5, verbatim.
+# docs/protocols/twilio.md §5, verbatim.
 SETUP = (
     '{"type":"setup","sessionId":"VX0001","accountSid":"AC0001","parentCallSid":"","callSid":"CA0001",'
     '"from":"+14155550100","to":"+14155550199","forwardedFrom":"","callType":"PSTN","callerName":"",'

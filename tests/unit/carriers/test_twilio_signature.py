@@ -1,4 +1,4 @@
-"""X-Twilio-Signature: the vectors of twilio.md §2 and an oracle test against twilio-python."""
+"""X-Twilio-Signature: the vectors of docs/protocols/twilio.md §2 and an oracle test against twilio-python."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def form_post(url: str, params: dict[str, list[str]], signature: str | None) -> 
     return SignedRequest("POST", url, headers, urlencode(params, doseq=True).encode())
 
 
-# --- twilio.md §2 vectors, verbatim ---------------------------------------------------------------
+# --- docs/protocols/twilio.md §2 vectors, verbatim ---------------------------------------------------------------
 
 
 def test_vector_form_post() -> None:

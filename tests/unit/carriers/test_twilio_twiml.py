@@ -1,4 +1,4 @@
-"""TwiML answers (twilio.md §3): complete documents, every value visible and escaped."""
+"""TwiML answers (docs/protocols/twilio.md §3): complete documents, every value visible and escaped."""
 
 from __future__ import annotations
 

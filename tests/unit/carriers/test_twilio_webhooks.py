@@ -1,4 +1,4 @@
-"""Twilio incoming-call and status-callback parsing (twilio.md §1)."""
+"""Twilio incoming-call and status-callback parsing (docs/protocols/twilio.md §1)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from callkit.llm import (
 )
 from callkit.llm.protocol import encode_request, error_from_response
 
-# The example of ai-providers.md §4.2, byte for byte.
+# The example of docs/protocols/ai-providers.md §4.2, byte for byte.
 SPEC_STREAM = b"""data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4.1-mini","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_7","type":"function","function":{"name":"check_slot","arguments":""}}]},"finish_reason":null}],"usage":null}
 
 data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4.1-mini","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"day\\":\\"Tue\\","}}]},"finish_reason":null}],"usage":null}

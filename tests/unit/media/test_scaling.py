@@ -1,7 +1,7 @@
 """The media server's ECS glue: scale-in protection, the ActiveCalls EMF line, draining.
 
 The ECS agent is a loopback ``http.server`` that answers like the real task-protection endpoint
-(aws.md §6), so the PUTs go over a socket through the default ``urllib`` transport. Time is
+(docs/aws.md §6), so the PUTs go over a socket through the default ``urllib`` transport. Time is
 virtual: ``VirtualTime`` hands out the clock and the ``sleep`` the code under test awaits.
 """
 

@@ -1,4 +1,4 @@
-"""OpenAI Realtime GA messages (ai-providers.md §3), sans-I/O."""
+"""OpenAI Realtime GA messages (docs/protocols/ai-providers.md §3), sans-I/O."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``OpenAIRealtimeSession`` over loopback WebSockets against ``FakeRealtime`` (ai-providers.md §3)."""
+"""``OpenAIRealtimeSession`` over loopback WebSockets against ``FakeRealtime`` (docs/protocols/ai-providers.md §3)."""
 
 from __future__ import annotations
 

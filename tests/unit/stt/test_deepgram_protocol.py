@@ -1,4 +1,4 @@
-"""Deepgram live messages, sans-I/O (ai-providers.md §1.3-1.6): parser, encoders, assembler."""
+"""Deepgram live messages, sans-I/O (docs/protocols/ai-providers.md §1.3-1.6): parser, encoders, assembler."""
 
 from __future__ import annotations
 

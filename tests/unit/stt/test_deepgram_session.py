@@ -1,4 +1,4 @@
-"""``DeepgramSession`` against ``FakeDeepgram`` over loopback (ai-providers.md §1).
+"""``DeepgramSession`` against ``FakeDeepgram`` over loopback (docs/protocols/ai-providers.md §1).
 
 Caller audio is generated here: speech is a 300 Hz tone at -20 dBFS, encoded to μ-law by the
 small G.711 encoder below; silence is 0xFF bytes. The fake counts time in audio bytes, so most

@@ -1,4 +1,4 @@
-"""The sans-I/O half of the Cartesia client: request shapes (ai-providers.md §2.2), server messages (§2.3)."""
+"""The sans-I/O half of the Cartesia client: request shapes (docs/protocols/ai-providers.md §2.2), server messages (§2.3)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from callkit.tts.cartesia_protocol import (
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"
 CONFIG = CartesiaTTS(api_key="sk_car_test", voice_id=VOICE)
 
-# The examples of ai-providers.md §2.2 and §2.3, verbatim.
+# The examples of docs/protocols/ai-providers.md §2.2 and §2.3, verbatim.
 SPEC_REQUEST = """{"model_id":"sonic-3","transcript":"Sure, let me check that for you. ","voice":{"mode":"id","id":"a0e99841-438c-4a64-b679-ae501e7d6091"},
  "language":"en","context_id":"turn-7f3a","output_format":{"container":"raw","encoding":"pcm_mulaw","sample_rate":8000},
  "add_timestamps":true,"continue":true}"""

@@ -1,4 +1,4 @@
-"""``CartesiaSession`` over real loopback WebSockets against ``FakeCartesia`` (ai-providers.md §2)."""
+"""``CartesiaSession`` over real loopback WebSockets against ``FakeCartesia`` (docs/protocols/ai-providers.md §2)."""
 
 from __future__ import annotations
 

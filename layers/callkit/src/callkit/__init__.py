@@ -1,6 +1,6 @@
 """callkit: put an AI agent on a phone line, locally or split across Lambda and a small container.
 
-The public API (DESIGN §1)::
+The public API (docs/architecture.md §1)::
 
     from callkit import Agent, tool, CallInterface, AgentRuntime, OpenAIRealtimeProvider
     from callkit.stt.deepgram import DeepgramSTT

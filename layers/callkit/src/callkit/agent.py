@@ -2,7 +2,7 @@
 
 A tool is a plain function, sync or async, whose JSON schema comes from its type hints and
 docstring (Google style ``Args:`` section, or ``Annotated[T, "description"]``). The schema is the
-OpenAI function-calling shape (ai-providers.md §4.1), so it serves Chat Completions and, flattened,
+OpenAI function-calling shape (docs/protocols/ai-providers.md §4.1), so it serves Chat Completions and, flattened,
 the Realtime API (§3.2).
 """
 

@@ -1,4 +1,4 @@
-"""Barge-in for the stream pipelines: when the caller really interrupts the agent (DESIGN §2, §6).
+"""Barge-in for the stream pipelines: when the caller really interrupts the agent (docs/architecture.md §2.6, §6).
 
 A pure state machine on virtual time: ``step(state, event, now) -> (state, actions)``. The media
 server feeds it what happens (the agent's pieces and their marks, the caller's VAD frames, words,

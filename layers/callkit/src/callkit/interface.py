@@ -1,7 +1,7 @@
 """``CallInterface``: how one phone number reaches one agent.
 
 The parameters and their defaults follow the "Call interface" of the definable agent framework so its
-examples port by changing import lines (DESIGN §1). Everything is checked at construction: a
+examples port by changing import lines (docs/architecture.md §1). Everything is checked at construction: a
 combination that cannot work raises ``ConfigurationError`` with a message that says what to do.
 Credentials fall back to the carriers' usual environment variables.
 """
@@ -33,7 +33,7 @@ ENV_TWILIO_AUTH_TOKEN: Final = "TWILIO_AUTH_TOKEN"
 ENV_PLIVO_AUTH_ID: Final = "PLIVO_AUTH_ID"
 ENV_PLIVO_AUTH_TOKEN: Final = "PLIVO_AUTH_TOKEN"
 
-#: ConversationRelay ``ttsProvider`` / ``transcriptionProvider`` values (twilio.md §3), keyed by the
+#: ConversationRelay ``ttsProvider`` / ``transcriptionProvider`` values (docs/protocols/twilio.md §3), keyed by the
 #: lower-case names the seed API uses.
 RELAY_TTS_PROVIDERS: Final[Mapping[str, str]] = {
     "google": "Google",

@@ -1,6 +1,6 @@
 """The playback ledger: which part of the agent's reply the caller has actually heard.
 
-Barge-in follows playback, not generation (DESIGN §2). The media server sends the reply to the
+Barge-in follows playback, not generation (docs/architecture.md §2.6). The media server sends the reply to the
 carrier in 20–50 ms pieces, each followed by a named mark (Twilio ``mark``, Plivo ``checkpoint``),
 and the carrier reports each mark once the audio before it has played. The ledger keeps the pieces
 sent but not yet reported, and the text offset and audio length reached by the last reported one.
@@ -11,8 +11,8 @@ never add a whole word; and under-counting is the safe side (the model repeats a
 than believing the caller heard something they did not).
 
 After a clear, marks stop counting (``cleared``). Twilio echoes every pending mark when ``clear``
-discards it, indistinguishable from a mark that really played (twilio.md §4); Plivo acknowledges
-only checkpoints that played (plivo.md §5). One rule serves both: what was heard is frozen at the
+discards it, indistinguishable from a mark that really played (docs/protocols/twilio.md §4); Plivo acknowledges
+only checkpoints that played (docs/protocols/plivo.md §5). One rule serves both: what was heard is frozen at the
 moment we decided to clear. The cost is at most the pieces that played while ``clear`` travelled to
 the carrier (one network trip, well under a word).
 

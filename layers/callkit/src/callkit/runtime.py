@@ -1,4 +1,4 @@
-"""``AgentRuntime``: every callkit route in one local process (DESIGN §4).
+"""``AgentRuntime``: every callkit route in one local process (docs/architecture.md §4).
 
 It serves the webhook routes with uvicorn through the same ``Switchboard`` the Lambda function
 uses, and the ConversationRelay WebSocket through the same ``RelayHandler`` the relay function

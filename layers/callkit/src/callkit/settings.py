@@ -2,7 +2,7 @@
 
 Read once from the environment (the template sets these names) or given explicitly by
 ``AgentRuntime`` and tests. Public URLs are configuration, never read from ``Host``: they are what
-the carrier signs (DESIGN §2).
+the carrier signs (docs/architecture.md §2.2).
 """
 
 from __future__ import annotations

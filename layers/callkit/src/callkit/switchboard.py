@@ -325,7 +325,7 @@ class Switchboard:
         return f"{self.settings.public_url}{path}" if self.settings.public_url else None
 
     def _relay_ended(self, interface: CallInterface, params: Form) -> Reply:
-        """``<Connect action>``: what happens after the agent's session (twilio.md §3)."""
+        """``<Connect action>``: what happens after the agent's session (docs/protocols/twilio.md §3)."""
         from callkit.carriers import twilio
 
         try:
@@ -352,7 +352,7 @@ class Switchboard:
         return Reply(200, twilio.render_answer(answer), twilio.ANSWER_CONTENT_TYPE)
 
     def _transfer(self, interface: CallInterface, carrier: CarrierFormat, request: SignedRequest) -> Reply:
-        """Plivo fetches the new XML of a call we transferred (``aleg_url``, plivo.md §6): a ``<Dial>``.
+        """Plivo fetches the new XML of a call we transferred (``aleg_url``, docs/protocols/plivo.md §6): a ``<Dial>``.
 
         The number is in the URL we gave Plivo; Plivo's signature covers that URL, so it is ours.
         """

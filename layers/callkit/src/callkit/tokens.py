@@ -1,8 +1,8 @@
-"""Stream tokens: the webhook's short-lived permission for one call's media stream (DESIGN §2).
+"""Stream tokens: the webhook's short-lived permission for one call's media stream (docs/architecture.md §2.3).
 
 A token binds a call id, a pipeline and an expiry with HMAC-SHA256 under a key from configuration.
 It is plain lower-case hex so it survives every carrier channel, including Plivo ``extraHeaders``
-which allow only ``[A-Za-z0-9]`` (plivo.md §3)::
+which allow only ``[A-Za-z0-9]`` (docs/protocols/plivo.md §3)::
 
     token = hex("v1|" + call_id + "|" + pipeline + "|" + expiry) + hex(HMAC-SHA256(key, that payload))
 

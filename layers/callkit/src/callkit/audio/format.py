@@ -1,7 +1,7 @@
 """``AudioFormat``: what a run of audio bytes is (encoding and sample rate), as one frozen value.
 
 Pure and numpy-free, so carrier modules and the Lambda functions may use it. The formats in play
-(ai-providers.md §5, twilio.md §4, plivo.md §5):
+(docs/protocols/ai-providers.md §5, docs/protocols/twilio.md §4, docs/protocols/plivo.md §5):
 
 * ``mulaw`` 8 kHz: G.711 μ-law, one byte a sample, 8 bytes a millisecond, 160 bytes per 20-ms
   frame. What Twilio always sends and what every pipeline here consumes end to end.
@@ -24,9 +24,9 @@ SAMPLE_RATES: Final = (8000, 16000, 24000)
 _SAMPLE_WIDTH: Final[dict[str, int]] = {"mulaw": 1, "pcm16": 2}
 
 # MIME type -> (encoding, rate implied by the type or None when the rate must be given).
-# ``audio/x-l16`` is little-endian here as on Plivo (plivo.md §5); RFC 3551 ``audio/L16`` is
+# ``audio/x-l16`` is little-endian here as on Plivo (docs/protocols/plivo.md §5); RFC 3551 ``audio/L16`` is
 # big-endian, so it is deliberately not accepted. ``audio/pcmu``/``audio/pcm`` are OpenAI Realtime's
-# format types (ai-providers.md §3.2): μ-law 8 kHz and PCM16 24 kHz.
+# format types (docs/protocols/ai-providers.md §3.2): μ-law 8 kHz and PCM16 24 kHz.
 _MIME_TYPES: Final[dict[str, tuple[Encoding, int | None]]] = {
     "audio/x-mulaw": ("mulaw", 8000),
     "audio/pcmu": ("mulaw", 8000),
@@ -83,7 +83,7 @@ class AudioFormat:
 
     @property
     def mime_type(self) -> str:
-        """The type without the rate, as Plivo's ``playAudio`` wants it (plivo.md §5)."""
+        """The type without the rate, as Plivo's ``playAudio`` wants it (docs/protocols/plivo.md §5)."""
         return _CONTENT_TYPE_NAMES[self.encoding]
 
     @classmethod

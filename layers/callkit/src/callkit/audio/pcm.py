@@ -1,7 +1,7 @@
 """16-bit linear PCM (L16) bytes ↔ sample arrays.
 
 On the wire L16 is little-endian here (Plivo ``audio/x-l16``, Cartesia ``pcm_s16le``, OpenAI
-``audio/pcm``; plivo.md §5, ai-providers.md §2.2 and §3.2), whatever the host's byte order.
+``audio/pcm``; docs/protocols/plivo.md §5, docs/protocols/ai-providers.md §2.2 and §3.2), whatever the host's byte order.
 """
 
 from __future__ import annotations

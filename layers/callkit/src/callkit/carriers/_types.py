@@ -18,7 +18,7 @@ from callkit.lifecycle import CallStatus
 #: Largest webhook body we parse. Twilio and Plivo callbacks are a few KB; anything near this is abuse.
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
 #: Largest stream/relay text frame we decode. A 20 ms media frame is ~300 bytes; API Gateway caps
-#: WebSocket messages at 128 KB (aws.md §1.5).
+#: WebSocket messages at 128 KB (docs/aws.md §1.5).
 MAX_STREAM_MESSAGE_BYTES = 128 * 1024
 
 Form = Mapping[str, list[str]]
@@ -92,7 +92,7 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class RelayEnded:
-    """Twilio's ``<Connect action>`` callback after a ConversationRelay session (twilio.md §3).
+    """Twilio's ``<Connect action>`` callback after a ConversationRelay session (docs/protocols/twilio.md §3).
 
     ``handoff_data`` is exactly what we sent in ``end.handoffData`` (``None`` if we sent no ``end``).
     """
@@ -125,7 +125,7 @@ class StreamAnswer:
 
 @dataclass(frozen=True, slots=True)
 class RelayAnswer:
-    """Connect the call to ConversationRelay (managed pipeline, Twilio only; twilio.md §3)."""
+    """Connect the call to ConversationRelay (managed pipeline, Twilio only; docs/protocols/twilio.md §3)."""
 
     url: str
     welcome_greeting: str | None
@@ -150,7 +150,7 @@ class ErrorAnswer:
 
 @dataclass(frozen=True, slots=True)
 class DialAnswer:
-    """Connect the caller to another number (a transfer after a relay session; twilio.md §3)."""
+    """Connect the caller to another number (a transfer after a relay session; docs/protocols/twilio.md §3)."""
 
     number: str
     timeout_seconds: int = 30

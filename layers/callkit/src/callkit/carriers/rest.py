@@ -1,4 +1,4 @@
-"""Hanging up a live call through the carrier's REST API (twilio.md §6, plivo.md §6), sans-I/O.
+"""Hanging up a live call through the carrier's REST API (docs/protocols/twilio.md §6, docs/protocols/plivo.md §6), sans-I/O.
 
 ``hangup_request`` builds the request; ``callkit.stream.hangup`` sends it. A call that is already
 over answers 404 on both APIs: that is success for a hang-up.
@@ -82,7 +82,7 @@ def redirect_request(
 def plivo_transfer_request(
     *, auth_id: str, auth_token: str, call_uuid: str, aleg_url: str, base_url: str | None = None
 ) -> RestRequest:
-    """Plivo: make the caller's leg fetch new XML from ``aleg_url`` (plivo.md §6, transfer)."""
+    """Plivo: make the caller's leg fetch new XML from ``aleg_url`` (docs/protocols/plivo.md §6, transfer)."""
     url = f"{base_url or PLIVO_API}/v1/Account/{quote(auth_id, safe='')}/Call/{quote(call_uuid, safe='')}/"
     body = json.dumps({"legs": "aleg", "aleg_url": aleg_url, "aleg_method": "POST"}).encode()
     return RestRequest(

@@ -15,7 +15,7 @@ from callkit.switchboard import Switchboard
 
 
 def public_request_url(scope: Mapping[str, Any], settings: Settings) -> str:
-    """The URL the carrier requested and signed (twilio.md §2 pitfalls, aws.md §2.2).
+    """The URL the carrier requested and signed (docs/protocols/twilio.md §2 pitfalls, docs/aws.md §2.2).
 
     With ``settings.public_url`` it is that base plus the route path and raw query (Mangum has
     already stripped the stage/base path from ``scope["path"]``). Without it, on Lambda, it is

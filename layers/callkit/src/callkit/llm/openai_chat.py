@@ -1,7 +1,7 @@
 """An OpenAI-compatible Chat Completions model, streamed over ``callkit.net.HTTPClient``.
 
 This module only moves bytes: ``protocol.encode_request`` builds the body, ``SSEParser`` and
-``ChatStreamDecoder`` read the answer (ai-providers.md §4). Any server that speaks the same
+``ChatStreamDecoder`` read the answer (docs/protocols/ai-providers.md §4). Any server that speaks the same
 shape works through ``base_url`` / ``OPENAI_BASE_URL`` (a local scripted server in tests and the
 demo, other providers' compatible endpoints in production).
 

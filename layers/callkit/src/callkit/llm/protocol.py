@@ -1,7 +1,7 @@
 """OpenAI Chat Completions as pure data: messages, request bodies, SSE bytes in → chat events out.
 
 No sockets and no asyncio here (STYLE 1); ``openai_chat.py`` moves the bytes. Wire shapes are in
-protocols/ai-providers.md §4: the request (§4.1), the SSE stream of ``chat.completion.chunk``
+docs/protocols/ai-providers.md §4: the request (§4.1), the SSE stream of ``chat.completion.chunk``
 objects and how tool-call fragments assemble by ``index`` (§4.2).
 
 Messages mirror the wire one to one, so a history persisted as JSON between Lambda invocations
@@ -62,7 +62,7 @@ class ModelError(CallkitError):
         self.code = code
 
 
-# --- messages (ai-providers.md §4.1, §4.2 "Next request") -------------------------------------------
+# --- messages (docs/protocols/ai-providers.md §4.1, §4.2 "Next request") -------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,7 @@ def encode_request(
     max_tokens: int | None = None,
     tool_choice: ToolChoice | None = None,
 ) -> bytes:
-    """The JSON body of a streaming ``POST /chat/completions`` (ai-providers.md §4.1)."""
+    """The JSON body of a streaming ``POST /chat/completions`` (docs/protocols/ai-providers.md §4.1)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": to_wire(messages),
@@ -303,7 +303,7 @@ class SSEParser:
         return events
 
 
-# --- chat.completion.chunk (ai-providers.md §4.2) --------------------------------------------------
+# --- chat.completion.chunk (docs/protocols/ai-providers.md §4.2) --------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

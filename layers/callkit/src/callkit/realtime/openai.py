@@ -1,4 +1,4 @@
-"""OpenAI Realtime (GA protocol) configuration (ai-providers.md §3).
+"""OpenAI Realtime (GA protocol) configuration (docs/protocols/ai-providers.md §3).
 
 This object is a configuration; every call opens its own session from it. The client arrives with
 the realtime pipeline.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 ENV_OPENAI_API_KEY: Final = "OPENAI_API_KEY"
 OPENAI_REALTIME_URL: Final = "wss://api.openai.com/v1/realtime"
-#: GA voices (ai-providers.md §3.2).
+#: GA voices (docs/protocols/ai-providers.md §3.2).
 VOICES: Final = frozenset(
     {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
 )

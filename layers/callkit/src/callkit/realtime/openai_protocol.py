@@ -1,4 +1,4 @@
-"""OpenAI Realtime messages, GA protocol only (ai-providers.md §3), sans-I/O.
+"""OpenAI Realtime messages, GA protocol only (docs/protocols/ai-providers.md §3), sans-I/O.
 
 ``session_update`` builds the GA ``session.update`` (§3.2); the client-event functions return the
 JSON text of one client event (§3.3); ``parse_server_event`` decodes one server frame (§3.4) into a

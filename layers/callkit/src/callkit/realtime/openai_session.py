@@ -1,4 +1,4 @@
-"""One call's OpenAI Realtime socket, GA protocol (ai-providers.md §3).
+"""One call's OpenAI Realtime socket, GA protocol (docs/protocols/ai-providers.md §3).
 
 ::
 

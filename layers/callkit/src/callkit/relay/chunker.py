@@ -5,7 +5,7 @@ trip) and gives Twilio's TTS fragments it cannot phrase; one frame per reply mak
 for the whole answer. We send a piece when the text reaches a natural pause: a sentence end, or a
 clause end once the piece is long enough, or a word boundary when it grows too long. The first
 piece of a reply is allowed to be short so speech starts early. Spacing is kept exactly: the
-concatenation of the pieces is the reply (twilio.md §5: "keep spacing").
+concatenation of the pieces is the reply (docs/protocols/twilio.md §5: "keep spacing").
 """
 
 from __future__ import annotations

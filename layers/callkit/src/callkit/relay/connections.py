@@ -1,4 +1,4 @@
-"""Sending frames to a caller's WebSocket: API Gateway ``@connections`` (aws.md §1.4).
+"""Sending frames to a caller's WebSocket: API Gateway ``@connections`` (docs/aws.md §1.4).
 
 The relay function answers ConversationRelay over ``POST {endpoint}/@connections/{id}``, signed
 with SigV4 for ``execute-api``. 410 Gone means the call's socket is closed: ``ConnectionGoneError``.

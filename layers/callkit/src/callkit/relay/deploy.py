@@ -71,7 +71,7 @@ def build_relay(
     from callkit.relay.connections import ApiGatewayConnections
 
     region = _region()
-    # @connections lives on the same host and stage as the wss:// URL (aws.md §1.4).
+    # @connections lives on the same host and stage as the wss:// URL (docs/aws.md §1.4).
     endpoint = (
         "https" + settings.relay_url.removeprefix("wss") if settings.relay_url.startswith("wss") else ""
     )

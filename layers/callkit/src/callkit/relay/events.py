@@ -1,4 +1,4 @@
-"""What invokes the relay function, parsed at the boundary (aws.md §1.2).
+"""What invokes the relay function, parsed at the boundary (docs/aws.md §1.2).
 
 API Gateway WebSocket proxy events (``$connect``, ``$default``, ``$disconnect``) and the
 EventBridge Scheduler event that ends a call at ``max_call_duration_seconds``.

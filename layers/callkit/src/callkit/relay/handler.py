@@ -1,7 +1,7 @@
 """The relay: Twilio ConversationRelay sessions driven by API Gateway WebSocket events.
 
 Every WebSocket event is its own invocation (possibly concurrent, possibly on another Lambda
-instance), so the session lives in the call store and races are settled there (DESIGN §2):
+instance), so the session lives in the call store and races are settled there (docs/architecture.md §2.5):
 
 - ``$connect``: the handshake's ``X-Twilio-Signature`` over the relay URL written in the TwiML
   (``relay_url?call=<CallSid>``), then an atomic attach of this connection to a managed call that

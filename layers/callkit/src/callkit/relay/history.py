@@ -1,5 +1,5 @@
 """The conversation as the model should see it: every turn, with interrupted replies cut to what
-the caller actually heard (DESIGN §2; twilio.md §5 ``utteranceUntilInterrupt``)."""
+the caller actually heard (docs/architecture.md §2.5; docs/protocols/twilio.md §5 ``utteranceUntilInterrupt``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ending a call at ``max_call_duration_seconds``, silent caller included (DESIGN §2).
+"""Ending a call at ``max_call_duration_seconds``, silent caller included (docs/architecture.md §2.7).
 
 Deployed: an EventBridge Scheduler one-off schedule per call that invokes the relay function with
 ``{"callkit": "max-duration", "call_id": ...}`` and deletes itself afterwards; no polling server.

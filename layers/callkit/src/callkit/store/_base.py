@@ -6,7 +6,7 @@ status callback, two relay messages handled by two Lambda invocations at once) a
 atomic, so the outcome does not depend on delivery order. Methods are synchronous: boto3 is, and
 Lambda handlers are; async callers use a thread.
 
-Managed turns are fenced (DESIGN.md §2): the call's ``turn`` counter is bumped by every prompt
+Managed turns are fenced (docs/architecture.md §2.5): the call's ``turn`` counter is bumped by every prompt
 (``next_turn``) and by every interrupt (``interrupt_turn``). A turn streaming its answer checks
 ``current_turn`` before each text frame and stops once the counter has moved past its number; the
 interrupt records what the caller actually heard on that turn's item, and ``record_turn`` never
@@ -165,7 +165,7 @@ class CallStore(Protocol):
         carriers do not order their callbacks against the WebSocket: the ``in-progress`` status
         callback (Plivo: ``answered``) may land before the stream's ``start`` frame. Only an ended
         call (a terminal status) or one a stream has already claimed refuses, so a replayed stream
-        token still cannot attach a second stream (DESIGN §2). Raises ``CallNotFoundError`` when
+        token still cannot attach a second stream (docs/architecture.md §2.3). Raises ``CallNotFoundError`` when
         there is no call and ``TransitionError`` when the claim is refused.
         """
         ...

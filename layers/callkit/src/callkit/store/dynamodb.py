@@ -1,6 +1,6 @@
 """The call store on DynamoDB, through the low-level client.
 
-One table (aws.md §5), keys ``pk``/``sk``, ``expires_at`` (N, epoch seconds) the TTL attribute:
+One table (docs/aws.md §5), keys ``pk``/``sk``, ``expires_at`` (N, epoch seconds) the TTL attribute:
 
 - ``CALL#{call_id}`` / ``META``: the call; managed calls add ``connection_id`` and ``turn`` (the
   turn fence);

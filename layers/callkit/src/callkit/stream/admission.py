@@ -1,4 +1,4 @@
-"""Admitting a media stream (DESIGN §2): anything refused here is closed with 1008 (1011 when the
+"""Admitting a media stream (docs/architecture.md §2.3): anything refused here is closed with 1008 (1011 when the
 store cannot be reached), and nothing is written.
 
 1. The upgrade's signature (``X-Twilio-Signature`` / ``X-Plivo-Signature-V3``) over the stream

@@ -1,6 +1,6 @@
-"""Deepgram live transcription: configuration and the listen URL (ai-providers.md §1).
+"""Deepgram live transcription: configuration and the listen URL (docs/protocols/ai-providers.md §1).
 
-This object is a configuration. Every call opens its own socket from it (DESIGN §1) with
+This object is a configuration. Every call opens its own socket from it (docs/architecture.md §1.2) with
 ``session()``; the client is ``callkit.stt.deepgram_session`` (needs ``websockets``).
 """
 

@@ -1,4 +1,4 @@
-"""Deepgram live transcription messages (ai-providers.md §1), sans-I/O.
+"""Deepgram live transcription messages (docs/protocols/ai-providers.md §1), sans-I/O.
 
 Server frames are decoded once into msgspec Structs that mirror the wire (§1.4), then mapped to
 small typed events; a ``type`` we do not know becomes ``Unknown`` (Deepgram adds types over time

@@ -1,9 +1,9 @@
-"""One call's Deepgram live-transcription socket (ai-providers.md §1).
+"""One call's Deepgram live-transcription socket (docs/protocols/ai-providers.md §1).
 
 The session owns the policy: connect timeout, keepalives while no audio flows, one reconnect on a
 drop with up to ``hold_seconds`` of audio held meanwhile, and a short wait for the last results at
 close. The protocol (messages, what a close means, assembling utterances) is the sans-I/O
-``deepgram_protocol``. One session per call, never shared (DESIGN §1)::
+``deepgram_protocol``. One session per call, never shared (docs/architecture.md §1.2)::
 
     async with config.session() as stt:           # connects; ServiceError if it cannot
         ...  await stt.send_audio(frame)          # 20-ms μ-law frames from the carrier

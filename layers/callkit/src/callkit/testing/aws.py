@@ -1,4 +1,4 @@
-"""API Gateway HTTP API (payload format 2.0) events, shaped like the real ones (aws.md §2.1).
+"""API Gateway HTTP API (payload format 2.0) events, shaped like the real ones (docs/aws.md §2.1).
 
 Form bodies arrive base64-encoded with ``isBase64Encoded: true`` and header names lower-cased, as
 API Gateway delivers them; the functional tests and ``events/*.json`` use these.

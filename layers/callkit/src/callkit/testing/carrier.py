@@ -1,6 +1,6 @@
 """A simulated carrier that places calls like Twilio and like Plivo.
 
-It builds the same form bodies the carriers send (twilio.md §1, plivo.md §1–2), signs them with the
+It builds the same form bodies the carriers send (docs/protocols/twilio.md §1, docs/protocols/plivo.md §1–2), signs them with the
 carrier's own algorithm over the public URL, and sends them over real HTTP (httpx). Requests are
 plain values first (``CarrierRequest``), so tests can also replay them as API Gateway events
 (``callkit.testing.aws``), tamper with them, or send them twice like a carrier retry.
@@ -151,7 +151,7 @@ class SimulatedCarrier:
                 ("To", to),
                 ("ToCountry", "US"),
             ]
-        else:  # Plivo sends numbers without the '+' (plivo.md §1)
+        else:  # Plivo sends numbers without the '+' (docs/protocols/plivo.md §1)
             params = [
                 ("CallUUID", call_id),
                 ("CallStatus", "ringing"),
@@ -211,7 +211,7 @@ class SimulatedCarrier:
         handoff_data: str | None = None,
         duration_seconds: int = 42,
     ) -> CarrierRequest:
-        """Twilio's ``<Connect action>`` request after a ConversationRelay session (twilio.md §3)."""
+        """Twilio's ``<Connect action>`` request after a ConversationRelay session (docs/protocols/twilio.md §3)."""
         if not action_url.startswith(self.base_url):
             raise ValueError("the action URL is not on this carrier's base URL")
         params = [

@@ -1,4 +1,4 @@
-"""A loopback stand-in for the carriers' REST APIs: records hang-ups and transfers (twilio.md §6, plivo.md §6).
+"""A loopback stand-in for the carriers' REST APIs: records hang-ups and transfers (docs/protocols/twilio.md §6, docs/protocols/plivo.md §6).
 
 Point ``CALLKIT_TWILIO_API_URL`` / ``CALLKIT_PLIVO_API_URL`` at ``base_url``. It checks HTTP Basic
 auth against the account id and auth token it was given and answers like the real APIs: Twilio 200

@@ -1,6 +1,6 @@
 """A fake Cartesia TTS WebSocket server on loopback, for tests, benchmarks and the demo.
 
-``FakeCartesia`` speaks ai-providers.md §2 on ``ws://127.0.0.1:<port>/tts/websocket``::
+``FakeCartesia`` speaks docs/protocols/ai-providers.md §2 on ``ws://127.0.0.1:<port>/tts/websocket``::
 
     async with FakeCartesia() as tts:
         config = CartesiaTTS(api_key="sk_car_test", voice_id=VOICE, base_url=tts.base_url)

@@ -1,4 +1,4 @@
-"""A Deepgram live-transcription server on loopback (ai-providers.md §1), for tests, benchmarks and the demo.
+"""A Deepgram live-transcription server on loopback (docs/protocols/ai-providers.md §1), for tests, benchmarks and the demo.
 
 ``FakeDeepgram`` accepts ``/v1/listen`` with ``Authorization: Token <key>``, hears speech in the
 audio it receives by energy (20-ms frames; about 300 ms of silence ends a segment) and says the

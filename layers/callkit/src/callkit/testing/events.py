@@ -119,7 +119,7 @@ EVENT_ENV = {
 
 
 def _socket_event(route: str, *, body: str | None = None, **extra: Any) -> dict[str, Any]:
-    """An API Gateway WebSocket proxy event (aws.md §1.2)."""
+    """An API Gateway WebSocket proxy event (docs/aws.md §1.2)."""
     context: dict[str, Any] = {
         "routeKey": route,
         "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),

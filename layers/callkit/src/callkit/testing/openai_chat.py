@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible Chat Completions server on loopback, for tests and the demo.
 
 ``ScriptedChatServer`` speaks ``POST /v1/chat/completions`` with ``stream: true`` exactly as
-ai-providers.md §4.2 shows: a role chunk, content chunks, tool-call fragments (``index``, ``id``
+docs/protocols/ai-providers.md §4.2 shows: a role chunk, content chunks, tool-call fragments (``index``, ``id``
 and ``name`` first, then ``arguments`` in pieces), a ``finish_reason`` chunk, the usage chunk
 (``choices: []``) and ``data: [DONE]``. A script picks each reply from the messages it was sent::
 

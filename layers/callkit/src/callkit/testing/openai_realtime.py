@@ -1,4 +1,4 @@
-"""An OpenAI Realtime (GA) server on loopback (ai-providers.md §3), for tests and the demo.
+"""An OpenAI Realtime (GA) server on loopback (docs/protocols/ai-providers.md §3), for tests and the demo.
 
 ``FakeRealtime`` plays the model. It accepts ``/v1/realtime?model=...`` with ``Authorization:
 Bearer <key>``; a request with ``OpenAI-Beta`` gets ``error`` ``beta_api_shape_disabled`` and close

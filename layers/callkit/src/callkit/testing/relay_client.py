@@ -1,4 +1,4 @@
-"""Twilio's side of ConversationRelay, for tests, benchmarks and the demo (twilio.md §5).
+"""Twilio's side of ConversationRelay, for tests, benchmarks and the demo (docs/protocols/twilio.md §5).
 
 ``ConversationRelayCaller`` does what Twilio does once the webhook answered with
 ``<Connect><ConversationRelay url=...>``: opens the WebSocket with ``X-Twilio-Signature`` over that

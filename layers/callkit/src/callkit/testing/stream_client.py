@@ -1,4 +1,4 @@
-"""The carrier's side of a bidirectional media stream (twilio.md §4, plivo.md §5), for tests and the demo.
+"""The carrier's side of a bidirectional media stream (docs/protocols/twilio.md §4, docs/protocols/plivo.md §5), for tests and the demo.
 
 ``SimulatedMediaStream`` does what Twilio or Plivo does once the answer said ``<Connect><Stream>`` /
 ``<Stream bidirectional>``: opens the WebSocket with the carrier's handshake signature, sends

@@ -1,4 +1,4 @@
-"""Cartesia streaming TTS: configuration and request shapes (ai-providers.md §2).
+"""Cartesia streaming TTS: configuration and request shapes (docs/protocols/ai-providers.md §2).
 
 This object is a configuration; every call opens its own socket from it with ``session()``: the
 client is ``callkit.tts.cartesia_session`` (needs ``websockets``), the messages ``cartesia_protocol``.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 ENV_CARTESIA_API_KEY: Final = "CARTESIA_API_KEY"
 CARTESIA_TTS_URL: Final = "wss://api.cartesia.ai/tts/websocket"
-#: A version date that maintained clients send today (ai-providers.md §2.1).
+#: A version date that maintained clients send today (docs/protocols/ai-providers.md §2.1).
 CARTESIA_VERSION: Final = "2026-03-01"
 
 Speed = Literal["slow", "normal", "fast"]
@@ -30,7 +30,7 @@ class CartesiaTTS:
     """Cartesia Sonic settings; parameter names follow the seed API.
 
     ``model`` defaults to ``sonic-3``: the seed's ``sonic-2`` now serves only dated snapshots
-    (ai-providers.md §2.2). ``speed`` maps to ``generation_config.speed``.
+    (docs/protocols/ai-providers.md §2.2). ``speed`` maps to ``generation_config.speed``.
     """
 
     api_key: str = ""

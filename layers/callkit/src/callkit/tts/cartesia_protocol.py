@@ -1,4 +1,4 @@
-"""Cartesia TTS WebSocket messages as pure data: requests out, typed events in (ai-providers.md §2).
+"""Cartesia TTS WebSocket messages as pure data: requests out, typed events in (docs/protocols/ai-providers.md §2).
 
 No sockets and no asyncio here (STYLE 1); ``cartesia_session.py`` moves the text frames.
 

@@ -1,7 +1,7 @@
-"""One Cartesia TTS WebSocket per call, reused for every reply of that call (ai-providers.md §2).
+"""One Cartesia TTS WebSocket per call, reused for every reply of that call (docs/protocols/ai-providers.md §2).
 
 The call opens a ``CartesiaSession`` when it starts and closes it when it ends; two calls never share
-a socket (DESIGN §1). Each agent reply is one Cartesia context::
+a socket (docs/architecture.md §1.2). Each agent reply is one Cartesia context::
 
     async with CartesiaSession(config) as session:        # connects now: the handshake is off the
         reply = session.new_reply()                        # first reply's critical path
@@ -12,7 +12,7 @@ a socket (DESIGN §1). Each agent reply is one Cartesia context::
         await reply.cancel()                               # barge-in: no more audio from this context
 
 One reader task demultiplexes the socket by ``context_id``. A message for a context that is not
-live (late frames of a cancelled context, §2.3) is dropped and counted in ``stats.dropped``.
+live (late frames of a cancelled context, docs/protocols/ai-providers.md §2.3) is dropped and counted in ``stats.dropped``.
 
 Failures end the reply's ``audio()`` with ``ServiceError``: a context ``error`` (``retryable`` for
 429 and 5xx), a lost socket (retryable; the next reply reconnects once, lazily: Cartesia closes a

@@ -1,4 +1,4 @@
-"""Plivo: Answer/Hangup URL webhooks, Signature V3, Plivo XML and audio stream frames (plivo.md).
+"""Plivo: Answer/Hangup URL webhooks, Signature V3, Plivo XML and audio stream frames (docs/protocols/plivo.md).
 
 Sans-I/O, the same shape as ``callkit.carriers.twilio``. Plivo has no managed relay mode, so
 ``render_answer`` refuses a ``RelayAnswer``.

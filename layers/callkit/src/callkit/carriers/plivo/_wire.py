@@ -1,4 +1,4 @@
-"""msgspec models mirroring Plivo's audio stream JSON frames (plivo.md §5), field names as on the wire.
+"""msgspec models mirroring Plivo's audio stream JSON frames (docs/protocols/plivo.md §5), field names as on the wire.
 
 Unknown fields are ignored (Plivo adds some over time); ``event`` is the tag of each union.
 """
@@ -43,7 +43,7 @@ ExtraHeaders = str | dict[str, str | int | float | bool | None]
 
 
 class Start(Frame, tag="start"):
-    # No top-level streamId on start (plivo.md §5).
+    # No top-level streamId on start (docs/protocols/plivo.md §5).
     start: StartBody
     sequenceNumber: Counter = None
     extra_headers: ExtraHeaders | None = None
@@ -76,7 +76,7 @@ class Dtmf(Frame, tag="dtmf"):
 
 
 class PlayedStream(Frame, tag="playedStream"):
-    # A Plivo clone omits streamId and sequenceNumber here (plivo.md §5 Uncertain).
+    # A Plivo clone omits streamId and sequenceNumber here (docs/protocols/plivo.md §5 Uncertain).
     name: str
     streamId: str = ""
     sequenceNumber: Counter = None

@@ -1,4 +1,4 @@
-"""Plivo XML answers to the Answer URL (plivo.md §3), built by hand to keep the cold path light."""
+"""Plivo XML answers to the Answer URL (docs/protocols/plivo.md §3), built by hand to keep the cold path light."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def render_answer(answer: Answer) -> str:
     if isinstance(answer, StreamAnswer):
         body = _stream(answer)
     elif isinstance(answer, DialAnswer):
-        # Plivo writes numbers without the leading '+' (plivo.md §1).
+        # Plivo writes numbers without the leading '+' (docs/protocols/plivo.md §1).
         number = _element("Number", {}, answer.number.lstrip("+"))
         body = f'<Dial timeout="{answer.timeout_seconds}">{number}</Dial>'
     elif isinstance(answer, HangupAnswer):
@@ -62,7 +62,7 @@ def _stream(answer: StreamAnswer) -> str:
         raise ProtocolError(f"Plivo extraHeaders are limited to {_EXTRA_HEADERS_MAX_BYTES} bytes")
     attributes = {
         # bidirectional lets us play audio back; it requires audioTrack="inbound". keepCallAlive
-        # holds the call until the stream closes instead of ending it after the XML (plivo.md §3).
+        # holds the call until the stream closes instead of ending it after the XML (docs/protocols/plivo.md §3).
         "bidirectional": "true",
         "keepCallAlive": "true",
         "audioTrack": "inbound",

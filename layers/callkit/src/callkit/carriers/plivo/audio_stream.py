@@ -1,4 +1,4 @@
-"""Plivo audio stream frames (plivo.md §5): JSON text both ways, decoded once into msgspec Structs."""
+"""Plivo audio stream frames (docs/protocols/plivo.md §5): JSON text both ways, decoded once into msgspec Structs."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 # playAudio takes the type without ";rate=" and the rate separately; both must match the
-# <Stream contentType> (plivo.md §5, us -> Plivo).
+# <Stream contentType> (docs/protocols/plivo.md §5, us -> Plivo).
 _PLAY_RATES: Final[dict[str, frozenset[int]]] = {
     "audio/x-mulaw": frozenset({8000}),
     "audio/x-l16": frozenset({8000, 16000}),
@@ -168,7 +168,7 @@ def decode_stream_command(text: str | bytes) -> StreamCommand:
 
 
 def parse_extra_headers(text: str) -> dict[str, str]:
-    """``extra_headers`` of a ``start`` frame as a map, parsed defensively (plivo.md §5 Uncertain).
+    """``extra_headers`` of a ``start`` frame as a map, parsed defensively (docs/protocols/plivo.md §5 Uncertain).
 
     The docs show ``k=v;k=v``, ``<Stream extraHeaders>`` is written ``k=v,k=v``, and a Plivo
     clone sends a JSON object; all three are accepted. Never raises.

@@ -1,4 +1,4 @@
-"""Plivo Signature V3: compute, verify and create request signatures (plivo.md §4)."""
+"""Plivo Signature V3: compute, verify and create request signatures (docs/protocols/plivo.md §4)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ _NONCE_DIGITS = 20
 
 
 def canonical_string(method: str, url: str, params: Form | None) -> str:
-    """The string Plivo signs, before ``"." + nonce`` (plivo.md §4 steps 1–4).
+    """The string Plivo signs, before ``"." + nonce`` (docs/protocols/plivo.md §4 steps 1–4).
 
     Mirrors plivo-python ``utils/signature_v3.py`` exactly, quirks included:
 
@@ -89,7 +89,7 @@ def verify_websocket_handshake(url: str, headers: Mapping[str, str], auth_token:
     """Verify the signature on Plivo's WebSocket upgrade request for a ``<Stream>`` URL.
 
     Plivo signs the upgrade as a GET with no params, but the official SDKs disagree on the URL
-    string (plivo.md §4 "WebSocket upgrade" and Uncertain), so the URL as written in ``<Stream>``
+    string (docs/protocols/plivo.md §4 "WebSocket upgrade" and Uncertain), so the URL as written in ``<Stream>``
     and its ``https://`` and ``http://`` variants are all tried.
     """
     _verify(_lower(headers), auth_token, "GET", _handshake_urls(url), None)
@@ -130,7 +130,7 @@ def _verify(
     if nonce is None:
         raise MissingSignatureError("no X-Plivo-Signature-V3-Nonce header")
     # A header may hold several signatures separated by "," (key rotation); plivo-python splits
-    # on "," only and strips nothing, so neither do we (plivo.md §4).
+    # on "," only and strips nothing, so neither do we (docs/protocols/plivo.md §4).
     candidates = [c.encode("utf-8", "replace") for value in values for c in value.split(",")]
     for url in urls:
         expected = compute_signature(auth_token, method, url, params, nonce).encode("ascii")

@@ -1,4 +1,4 @@
-"""Plivo Answer URL and Hangup URL form parameters (plivo.md §1–2)."""
+"""Plivo Answer URL and Hangup URL form parameters (docs/protocols/plivo.md §1–2)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def parse_incoming_call(form: Form) -> IncomingCall:
     return IncomingCall(
         carrier=NAME,
         call_id=_call_id(form),
-        # The Answer URL carries no account id (plivo.md §1); the stream's start frame has it.
+        # The Answer URL carries no account id (docs/protocols/plivo.md §1); the stream's start frame has it.
         account_id="",
         from_number=_e164(_required(form, "From")),
         to_number=_e164(_required(form, "To")),
@@ -97,7 +97,7 @@ def _status(form: Form) -> CallStatus:
 
 
 def _e164(number: str) -> str:
-    # Plivo sends numbers with country code but without "+" (plivo.md §1); SIP URIs and
+    # Plivo sends numbers with country code but without "+" (docs/protocols/plivo.md §1); SIP URIs and
     # "anonymous"-style values are left alone.
     if number.isascii() and number.isdigit():
         return f"+{number}"

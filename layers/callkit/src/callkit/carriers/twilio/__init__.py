@@ -1,4 +1,4 @@
-"""Twilio's wire formats (protocols/twilio.md), sans-I/O.
+"""Twilio's wire formats (docs/protocols/twilio.md), sans-I/O.
 
 Same shape as ``callkit.carriers.plivo``: parse webhooks, compute and verify signatures, render
 the answer, encode and decode Media Streams frames. ConversationRelay (``relay``) is Twilio's

@@ -1,4 +1,4 @@
-"""ConversationRelay wire models (twilio.md §5): msgspec Structs that mirror the JSON frames."""
+"""ConversationRelay wire models (docs/protocols/twilio.md §5): msgspec Structs that mirror the JSON frames."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class DtmfFrame(_Wire, tag_field="type", tag="dtmf"):
 
 class InterruptFrame(_Wire, tag_field="type", tag="interrupt"):
     utterance_until_interrupt: str
-    # A number in current docs, a string in older ones (twilio.md §5): accept both.
+    # A number in current docs, a string in older ones (docs/protocols/twilio.md §5): accept both.
     duration_until_interrupt_ms: int | float | str | None = None
 
 

@@ -1,4 +1,4 @@
-"""Twilio Media Streams messages (twilio.md §4): JSON text frames both ways, sans-I/O.
+"""Twilio Media Streams messages (docs/protocols/twilio.md §4): JSON text frames both ways, sans-I/O.
 
 Frames are decoded once into msgspec Structs that mirror the wire, then mapped to the
 carrier-neutral events in ``callkit.carriers._types``. Counters are decimal strings on the wire.
@@ -233,7 +233,7 @@ def encode_stream_event(event: StreamEvent) -> str:
 
 
 def encode_play_audio(stream_id: str, audio: bytes) -> str:
-    """Queue raw audio in the stream's encoding (μ-law 8 kHz, no file header; twilio.md §4)."""
+    """Queue raw audio in the stream's encoding (μ-law 8 kHz, no file header; docs/protocols/twilio.md §4)."""
     media = _OutMediaBody(payload=base64.b64encode(audio).decode("ascii"))
     return _ENCODER.encode(_OutMedia(stream_sid=stream_id, media=media)).decode("utf-8")
 

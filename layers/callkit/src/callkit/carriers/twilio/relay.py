@@ -1,4 +1,4 @@
-"""ConversationRelay messages (twilio.md §5): JSON text frames with a ``type`` field, sans-I/O.
+"""ConversationRelay messages (docs/protocols/twilio.md §5): JSON text frames with a ``type`` field, sans-I/O.
 
 Twilio does STT and TTS; it sends us ``setup``/``prompt``/``dtmf``/``interrupt``/``error``/``info``
 and we send ``text``/``play``/``sendDigits``/``language``/``end``. Both directions are encoded and
@@ -265,7 +265,7 @@ def encode_relay_event(event: RelayEvent) -> str:
 
 def _check_digits(digits: str) -> None:
     if not _DIGITS.fullmatch(digits):
-        raise ProtocolError("sendDigits takes only 0-9, *, # and w (twilio.md §5)")
+        raise ProtocolError("sendDigits takes only 0-9, *, # and w (docs/protocols/twilio.md §5)")
 
 
 def encode_text(

@@ -1,4 +1,4 @@
-"""``X-Twilio-Signature``: compute and verify (twilio.md §2).
+"""``X-Twilio-Signature``: compute and verify (docs/protocols/twilio.md §2).
 
 base64(HMAC-SHA1(auth token, URL + sorted params as name+value)). Verification mirrors
 twilio-python's ``RequestValidator``: the URL is tried without its port and with the default port
@@ -89,7 +89,7 @@ def verify_websocket_handshake(url: str, headers: Mapping[str, str], auth_token:
     """Check the ``X-Twilio-Signature`` of a Media Streams or ConversationRelay WebSocket upgrade.
 
     ``url`` is the ``wss://`` URL as written in the TwiML. There is no body, so params are empty.
-    When the URL has a query string the signing is undocumented (twilio.md §2, Uncertain): both the
+    When the URL has a query string the signing is undocumented (docs/protocols/twilio.md §2, Uncertain): both the
     full URL with no params and the bare URL with the query parsed as params are accepted.
     ``headers`` may use any case. Raises like ``verify_request``.
     """
@@ -115,7 +115,7 @@ def _header(headers: Mapping[str, str]) -> str | None:
 
 
 def _port_variants(url: ParseResult) -> tuple[str, ...]:
-    """The URL without its port and with a port (the default one if absent; twilio.md §2).
+    """The URL without its port and with a port (the default one if absent; docs/protocols/twilio.md §2).
 
     Like ``RequestValidator``, any explicit port is dropped in the first variant, not only the
     default one, and ``geturl()`` normalises both (an empty ``?`` disappears).

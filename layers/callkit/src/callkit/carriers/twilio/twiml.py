@@ -1,4 +1,4 @@
-"""TwiML answers to the incoming-call webhook (twilio.md §3), built by hand to stay import-light.
+"""TwiML answers to the incoming-call webhook (docs/protocols/twilio.md §3), built by hand to stay import-light.
 
 Every value is escaped. Characters XML 1.0 cannot carry at all (C0 controls other than tab, CR and
 LF; lone surrogates; U+FFFE, U+FFFF) are stripped rather than raised on: they come from
@@ -26,7 +26,7 @@ _ATTR_ESCAPES = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
 )
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-# <Stream> carries only μ-law 8 kHz in both directions (twilio.md §4).
+# <Stream> carries only μ-law 8 kHz in both directions (docs/protocols/twilio.md §4).
 _TWILIO_STREAM_FORMAT = "audio/x-mulaw;rate=8000"
 
 

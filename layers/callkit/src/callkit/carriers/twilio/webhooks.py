@@ -1,4 +1,4 @@
-"""Twilio voice webhooks (twilio.md §1): the incoming call and the call status callback."""
+"""Twilio voice webhooks (docs/protocols/twilio.md §1): the incoming call and the call status callback."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["parse_incoming_call", "parse_relay_ended", "parse_status_update"]
 _CALL_SID: Final = re.compile(r"CA[0-9a-fA-F]{32}")
 _ACCOUNT_SID: Final = re.compile(r"AC[0-9a-fA-F]{32}")
 
-# Twilio's CallStatus values (twilio.md §1). Queued and initiated calls have not been answered:
+# Twilio's CallStatus values (docs/protocols/twilio.md §1). Queued and initiated calls have not been answered:
 # for our lifecycle they are still ringing.
 _STATUSES: dict[str, CallStatus] = {
     "queued": CallStatus.RINGING,
