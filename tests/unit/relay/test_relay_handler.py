@@ -215,3 +215,30 @@ def test_an_interrupted_welcome_is_cut_in_the_history() -> None:
     asyncio.run(run())
     welcome = store.list_turns("CA1")[0]
     assert (welcome.kind, welcome.interrupted, welcome.heard_text) == ("welcome", True, "Hel")
+
+
+class StoreDown(MemoryCallStore):
+    """The call store fails every turn write (DynamoDB throttled or unreachable)."""
+
+    def next_turn(self, call_id: str, *, now: float) -> int:
+        from callkit.errors import StoreError
+
+        raise StoreError("the table did not answer")
+
+
+def test_a_store_failure_during_a_prompt_is_an_apology_not_silence() -> None:
+    connections = Connections()
+    handler, store = setup(connections)
+    down = StoreDown()
+    down.__dict__.update(store.__dict__)  # the same calls, turns and connections
+    handler.store = down
+
+    async def run() -> None:
+        assert (await handler.handle(connect_event()))["statusCode"] == 200
+        assert (await handler.handle(prompt("where is my order?")))["statusCode"] == 200
+        assert (await handler.handle(prompt("hello?")))["statusCode"] == 200
+
+    asyncio.run(run())
+    texts = [f for f in connections.frames if f["type"] == "text"]
+    assert len(texts) == 2, "one apology per failed prompt"
+    assert all("trouble" in f["token"] and f["last"] for f in texts)

@@ -21,16 +21,19 @@ Tools may end the call or transfer it: the relay sends ``end`` with ``handoffDat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from callkit.actions import EndCall, Transfer
+from callkit.actions import Action, Transfer
+from callkit.call.phrases import phrases_for
+from callkit.call.turns import TurnLog
 from callkit.carriers import twilio
 from callkit.carriers.twilio import RelayDtmf, RelayError, RelayInterrupt, RelayPrompt, RelaySetup
-from callkit.conversation import ActionRequested, Speech, ToolFinished, TurnCompleted, run_turn
+from callkit.conversation import Speech, run_turn
 from callkit.errors import (
     CallkitError,
     CallNotFoundError,
@@ -42,7 +45,6 @@ from callkit.errors import (
     UnknownEventError,
 )
 from callkit.lifecycle import CallStatus
-from callkit.llm.protocol import to_wire
 from callkit.relay.chunker import SpeechChunker
 from callkit.relay.events import RelayInvocation, SocketEvent, TimerEvent, parse_event, relay_url_for
 from callkit.relay.history import build_history
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
-GOODBYE = "We've reached the time limit for this call. Thank you for calling, goodbye."
 OK: dict[str, Any] = {"statusCode": 200}
 REFUSED: dict[str, Any] = {"statusCode": 403}
 
@@ -71,7 +72,7 @@ class TurnResult:
     sent: str
     stale: bool
     first_piece_ms: float | None
-    action: EndCall | Transfer | None
+    action: Action | None
 
 
 class RelayHandler:
@@ -134,7 +135,25 @@ class RelayHandler:
         except CallkitError as error:  # logged, never raised: a 500 would only drop the caller
             self.telemetry.error("relay event failed", exc_info=True, reason=type(error).__name__)
             self.telemetry.count("RelayErrors")
+            if isinstance(invocation, SocketEvent) and invocation.route == "$default":
+                await self._apologise(invocation)
         return OK
+
+    async def _apologise(self, event: SocketEvent) -> None:
+        """A prompt failed before it was answered (the store is down, say): the caller hears the
+        turn apology rather than silence, and can try again."""
+        try:
+            message = twilio.decode_relay_message(event.body)
+        except ProtocolError:
+            return
+        if not isinstance(message, RelayPrompt | RelayDtmf) or (
+            isinstance(message, RelayPrompt) and not message.last
+        ):
+            return
+        words = phrases_for(self.interfaces[0]).turn_apology  # the call, and so its interface, is unknown
+        with contextlib.suppress(CallkitError):
+            await self.connections.post(event.connection_id, twilio.encode_text(words, last=True).encode())
+            self.telemetry.count("RelayApologies")
 
     # --- $connect / $disconnect ----------------------------------------------------------------
 
@@ -210,7 +229,7 @@ class RelayHandler:
                 pass  # partial prompts are not requested (partialPrompts is off)
             case RelayDtmf():
                 # The digit reaches the model as words; it never reaches a log line.
-                text = f"(The caller pressed {message.digit} on the keypad.)"
+                text = phrases_for(interface).keypad_text(message.digit)
                 await self.run_prompt(record, interface, text, kind="dtmf")
             case RelayInterrupt():
                 turn = self.store.interrupt_turn(
@@ -254,23 +273,26 @@ class RelayHandler:
     async def run_prompt(
         self, record: CallRecord, interface: CallInterface, text: str, *, kind: str
     ) -> TurnResult:
-        started, started_wall = self._monotonic(), self._clock()
         call_id, connection_id = record.call_id, record.connection_id or ""
-        turn = self.store.next_turn(call_id, now=started_wall)
+        turn = self.store.next_turn(call_id, now=self._clock())
+        log = TurnLog(
+            record,
+            turn,
+            "dtmf" if kind == "dtmf" else "prompt",
+            text,
+            clock=self._monotonic,
+            wall=self._clock,
+        )
         history = build_history(self.store.list_turns(call_id))
         agent = interface.agent
         if agent is None:
             raise ConfigurationError("the managed interface has no agent")
         chunker = SpeechChunker()
         sent: list[str] = []
-        first_piece_ms: float | None = None
-        action: EndCall | Transfer | None = None
         stale = gone = False
-        completed: TurnCompleted | None = None
-        tool_log: list[dict[str, Any]] = []
 
         async def post(piece: str, *, last: bool) -> bool:
-            nonlocal first_piece_ms, stale, gone
+            nonlocal stale, gone
             if self.store.current_turn(call_id) != turn:
                 stale = True
                 return False
@@ -279,72 +301,38 @@ class RelayHandler:
             except ConnectionGoneError:
                 gone = True
                 return False
-            if first_piece_ms is None:
-                first_piece_ms = (self._monotonic() - started) * 1000
+            log.output_started()
             sent.append(piece)
             return True
 
-        turns = run_turn(agent, self.model_for(interface), history, text)
+        turns = run_turn(
+            agent, self.model_for(interface), history, text, apology=phrases_for(interface).turn_apology
+        )
         try:
             async for item in turns:
-                if isinstance(item, Speech):
-                    pieces = chunker.feed(item.text)
-                    if not await self._post_all(post, pieces):
-                        break
-                elif isinstance(item, ToolFinished):
-                    tool_log.append(
-                        {
-                            "name": item.call.name,
-                            "arguments": item.call.arguments,
-                            "result": item.result_text,
-                            "seconds": round(item.seconds, 4),
-                            "error": item.error,
-                        }
-                    )
-                elif isinstance(item, ActionRequested):
-                    action = item.action
-                elif isinstance(item, TurnCompleted):
-                    completed = item
+                log.observe(item)
+                if isinstance(item, Speech) and not await self._post_all(post, chunker.feed(item.text)):
+                    break
         finally:
             await turns.aclose()  # stops the model's stream if we broke out early
         if not (stale or gone):
             await post(chunker.flush(), last=True)  # an empty token with last:true ends the talk cycle
-        total_ms = (self._monotonic() - started) * 1000
-        if completed is not None:
-            wire = to_wire(completed.new_messages)
-        else:  # cut short (stale or gone): keep what the caller said and what was sent
-            wire = [{"role": "user", "content": text}]
-            wire += [{"role": "assistant", "content": "".join(sent)}] if sent else []
-
-        self.store.record_turn(
-            TurnRecord(
-                call_id=call_id,
-                turn=turn,
-                kind="dtmf" if kind == "dtmf" else "prompt",
-                caller_text=text,
-                assistant_text="".join(sent),
-                heard_text=None,
-                interrupted=False,
-                messages=json.dumps(wire),
-                tool_calls=json.dumps(tool_log),
-                started_at=started_wall,
-                first_token_ms=first_piece_ms,
-                total_ms=total_ms,
-                expires_at=record.expires_at,
-            )
-        )
+        spoken = "".join(sent)
+        saved = log.record(spoken=spoken)
+        self.store.record_turn(saved)
+        first_piece_ms, action = saved.first_token_ms, log.actions[-1] if log.actions else None
         self.telemetry.info(
             "turn done",
             turn=turn,
             stale=stale,
-            tools=len(tool_log),
+            tools=len(log.tools),
             first_piece_ms=round(first_piece_ms, 1) if first_piece_ms is not None else None,
-            total_ms=round(total_ms, 1),
+            total_ms=round(saved.total_ms or 0.0, 1),
         )
         self.telemetry.count("Turns")
         if action is not None and not (stale or gone):
             await self._end_session(connection_id, action)
-        return TurnResult(turn, "".join(sent), stale, first_piece_ms, action)
+        return TurnResult(turn, spoken, stale, first_piece_ms, action)
 
     @staticmethod
     async def _post_all(post: Callable[..., Awaitable[bool]], pieces: list[str]) -> bool:
@@ -353,7 +341,7 @@ class RelayHandler:
                 return False
         return True
 
-    async def _end_session(self, connection_id: str, action: EndCall | Transfer) -> None:
+    async def _end_session(self, connection_id: str, action: Action) -> None:
         if isinstance(action, Transfer):
             handoff = {"reasonCode": "transfer", "reason": action.reason, "to": action.to}
         else:
@@ -371,7 +359,8 @@ class RelayHandler:
             return
         self.store.next_turn(call_id, now=self._clock())  # fences off a turn still speaking
         try:
-            await self.connections.post(record.connection_id, twilio.encode_text(GOODBYE, last=True).encode())
+            goodbye = phrases_for(self._interface_for(record)).goodbye
+            await self.connections.post(record.connection_id, twilio.encode_text(goodbye, last=True).encode())
             handoff = json.dumps({"reasonCode": "max-duration"})
             await self.connections.post(record.connection_id, twilio.encode_end(handoff).encode())
         except ConnectionGoneError:

@@ -96,7 +96,9 @@ class SimulatedMediaStream:
         auth_token: str,
         sign: bool = True,
         token: str | None = None,
+        lose_marks: bool = False,
     ) -> None:
+        """``lose_marks``: never echo a mark (the audio still plays), as a carrier may lose them."""
         if answer.kind != "stream":
             raise ValueError(f"not a stream answer: {answer.kind}")
         self.provider = provider
@@ -105,6 +107,7 @@ class SimulatedMediaStream:
         self.account_id = account_id
         self.stream_id = ("MZ" + secrets.token_hex(16)) if provider == "twilio" else str(uuid.uuid4())
         self.token = answer.token if token is None else token
+        self.lose_marks = lose_marks
         self._format = carrier_format(provider)
         self._headers = self._format.signature_headers(auth_token, "GET", self.url, None) if sign else {}
         self._socket: ClientConnection | None = None
@@ -251,6 +254,8 @@ class SimulatedMediaStream:
 
     async def _echo(self, name: str) -> None:
         self.playback.played_marks.append(name)
+        if self.lose_marks:
+            return
         with contextlib.suppress(Exception):
             await self._send(
                 self._format.encode_stream_event(
