@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import io
 import json
 import logging
@@ -153,7 +154,8 @@ def test_every_line_of_20_concurrent_calls_names_its_own_call(
                 hung_up[call_id] = [line for line in parse(log_output, start) if served(line)]
             return [call_id for call_id, _ in calls], first, len(log_output.getvalue())
 
-    call_ids, first, last = asyncio.run(scenario())
+    # An empty context: no call bound by an earlier test in this thread.
+    call_ids, first, last = contextvars.Context().run(asyncio.run, scenario())
     during = [line for line in parse(log_output, first, last) if served(line)]
 
     # Every line the server logged during the calls names a call, and one of these calls.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger, Metrics
@@ -35,6 +37,11 @@ def records() -> Iterator[Records]:
     logger.removeHandler(handler)
 
 
+def run_fresh(scenario: Coroutine[Any, Any, None]) -> None:
+    """Run ``scenario`` in an empty context: no call bound by an earlier test in this thread."""
+    contextvars.Context().run(asyncio.run, scenario)
+
+
 async def call(telemetry: Telemetry, call_id: str, started: asyncio.Barrier) -> None:
     """One call: binds its id, lets the other call bind, logs, and logs from a sub-task."""
     telemetry.bind_call(call_id)
@@ -57,7 +64,7 @@ def test_concurrent_tasks_each_log_their_own_call_id(records: Records) -> None:
         await asyncio.gather(call(telemetry, "CA1", started), call(telemetry, "CA2", started))
         assert current_call_id() is None, "a binding inside a task never leaks out of it"
 
-    asyncio.run(scenario())
+    run_fresh(scenario())
     by_call = {cid: [m for m, c, _ in records.seen if c == cid] for cid in ("CA1", "CA2")}
     assert by_call == {cid: ["call step", "sub-task step", "call step"] for cid in ("CA1", "CA2")}
     assert len(records.seen) == 6
@@ -88,7 +95,7 @@ def test_powertools_lines_carry_their_call_as_call_id_and_correlation_id() -> No
         started = asyncio.Barrier(2)
         await asyncio.gather(call(telemetry, "CA1", started), call(telemetry, "CA2", started))
 
-    asyncio.run(scenario())
+    run_fresh(scenario())
     lines = [json.loads(line) for line in output.getvalue().splitlines()]
     assert "call_id" not in lines[0] and "correlation_id" not in lines[0]
     for call_id in ("CA1", "CA2"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +29,11 @@ def output() -> Iterator[io.StringIO]:
     root.setLevel(level)
 
 
+def run_fresh[T](scenario: Coroutine[Any, Any, T]) -> T:
+    """Run ``scenario`` in an empty context: no call bound by an earlier test in this thread."""
+    return contextvars.Context().run(asyncio.run, scenario)
+
+
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
@@ -43,9 +49,12 @@ def test_a_line_has_the_base_keys_the_call_and_the_fields(output: io.StringIO) -
         telemetry.info("media stream admitted", provider="twilio", pipeline="cascading", level="ignored")
         logging.getLogger("callkit.conversation").warning("tool %s failed", "lookup")
 
-    telemetry.info("outside any call")
-    asyncio.run(a_call())
-    logging.getLogger("callkit").debug("below LOG_LEVEL")
+    async def scenario() -> None:
+        telemetry.info("outside any call")
+        await asyncio.create_task(a_call())
+        logging.getLogger("callkit").debug("below LOG_LEVEL")
+
+    run_fresh(scenario())
     first, admitted, other = lines(output)
     assert set(first) == {"timestamp", "level", "logger", "message"}
     assert first["timestamp"].endswith("+00:00") and "T" in first["timestamp"]
@@ -82,7 +91,7 @@ def test_exception_info_is_part_of_the_line(output: io.StringIO) -> None:
 def test_formatter_prefers_the_records_own_call_id() -> None:
     record = logging.LogRecord("callkit", logging.INFO, __file__, 1, "hello", None, None)
     record.call_id = "CA9"
-    formatted = asyncio.run(_format_in_call(record, "CA1"))
+    formatted = run_fresh(_format_in_call(record, "CA1"))
     assert json.loads(formatted)["call_id"] == "CA9"
 
 
@@ -190,6 +199,6 @@ def test_publish_flushes_every_interval_until_cancelled() -> None:
         with pytest.raises(asyncio.CancelledError):
             await publisher
 
-    asyncio.run(scenario())
+    run_fresh(scenario())
     assert slept == [60.0] * 4
     assert [json.loads(line)["Turns"] for line in written] == [1, 2, 3]
