@@ -9,7 +9,8 @@ transcripts and DTMF digits never go anywhere here (STYLE 15).
 The call id lives in a ``ContextVar``, not on the telemetry object: one process serves many calls
 at once (the media server runs each WebSocket in its own asyncio task), and a task sees only the
 id bound in its own context. ``asyncio.create_task`` copies the context, so a call's sub-tasks
-inherit its id; a binding made inside a task never leaks out of it.
+inherit its id; a binding made inside a task never leaks out of it. (One made by synchronous code
+outside any task lasts in that thread until the next one, as the old per-instance id did.)
 """
 
 from __future__ import annotations
