@@ -17,9 +17,9 @@ from callkit.net.http1 import HTTPClient
 from callkit.settings import Settings
 from callkit.store.aio import AsyncStore
 from callkit.switchboard import Credentials
-from callkit.telemetry import StdlibTelemetry
 from media_server.app import create_media_app
 from media_server.scaling import DrainCoordinator, TaskScaling
+from media_server.telemetry import ENV_LOG_LEVEL, MediaTelemetry, configure_logging
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -64,7 +64,7 @@ async def serve() -> None:
     settings = Settings.from_env()
     interfaces = load_interfaces(settings.app)
     store = AsyncStore(build_store(settings))  # every store call off the event loop
-    telemetry = StdlibTelemetry()
+    telemetry = MediaTelemetry.from_env()
     coordinator = DrainCoordinator.from_env()
     models: dict[int, ChatModel] = {}
 
@@ -85,17 +85,23 @@ async def serve() -> None:
             model_for=model_for,
             coordinator=coordinator,
         )
-        config = uvicorn.Config(app, host="0.0.0.0", port=int(os.environ.get("PORT", "8080")), lifespan="off")
+        # log_config=None: uvicorn's loggers propagate to the root logger's JSON handler.
+        config = uvicorn.Config(
+            app, host="0.0.0.0", port=int(os.environ.get("PORT", "8080")), lifespan="off", log_config=None
+        )
         server = DrainingServer(config, coordinator)
         scaling = asyncio.create_task(TaskScaling.from_env(coordinator).run())
+        metrics = asyncio.create_task(telemetry.publish())
         try:
             await server.serve()
         finally:
             scaling.cancel()
+            metrics.cancel()
+            telemetry.flush()  # the last partial minute
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get(ENV_LOG_LEVEL, "INFO"))
     asyncio.run(serve())
 
 

@@ -14,8 +14,8 @@ same from the infrastructure side):
    margin, so the server can close what remains and exit before SIGKILL.
 
 ``ActiveCallsMetric`` writes the per-task ``ActiveCalls`` gauge as a CloudWatch embedded metric
-format (EMF) line on stdout; the awslogs driver ships it and CloudWatch extracts the metric that
-the service's target-tracking policy follows (average calls per task).
+format (EMF) line on stdout (``media_server/emf.py``); the awslogs driver ships it and CloudWatch
+extracts the metric that the service's target-tracking policy follows (average calls per task).
 
 Everything here is synchronous and pure except ``TaskScaling.run`` and ``begin_drain``; the clock,
 ``sleep``, the HTTP call and the output stream are injected, so tests run on virtual time.
@@ -37,7 +37,6 @@ import enum
 import json
 import logging
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from callkit.errors import ServiceError
+from media_server import emf
 
 __all__ = [
     "DEFAULT_EXPIRES_MINUTES",
@@ -88,7 +88,7 @@ DEFAULT_STOP_TIMEOUT_SECONDS: Final = 120.0
 #: Left of stopTimeout after the drain gives up: close the remaining streams, flush the logs, exit.
 DEFAULT_DRAIN_MARGIN_SECONDS: Final = 15.0
 
-METRIC_NAMESPACE: Final = "callkit"
+METRIC_NAMESPACE: Final = emf.NAMESPACE
 METRIC_NAME: Final = "ActiveCalls"
 DEFAULT_METRIC_INTERVAL_SECONDS: Final = 60.0
 
@@ -268,7 +268,7 @@ class ActiveCallsMetric:
     ) -> None:
         self._service_name = service_name
         self._cluster_name = cluster_name
-        self._write = write or _write_stdout
+        self._write = write or emf.write_stdout
         self._clock = clock
         self._last: int | None = None
 
@@ -289,23 +289,11 @@ class ActiveCallsMetric:
 
     def record(self, active_calls: int) -> str:
         """The EMF document (one line of JSON) for this value now."""
-        return json.dumps(
-            {
-                "_aws": {
-                    "Timestamp": int(self._clock() * 1000),
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": METRIC_NAMESPACE,
-                            "Dimensions": [["ServiceName", "ClusterName"]],
-                            "Metrics": [{"Name": METRIC_NAME, "Unit": "Count"}],
-                        }
-                    ],
-                },
-                "ServiceName": self._service_name,
-                "ClusterName": self._cluster_name,
-                METRIC_NAME: active_calls,
-            },
-            separators=(",", ":"),
+        return emf.document(
+            [(METRIC_NAME, "Count", active_calls)],
+            dimensions={"ServiceName": self._service_name, "ClusterName": self._cluster_name},
+            timestamp=self._clock(),
+            namespace=METRIC_NAMESPACE,
         )
 
     def emit(self, active_calls: int) -> bool:
@@ -323,13 +311,6 @@ class ActiveCallsMetric:
         if active_calls == self._last:
             return False
         return self.emit(active_calls)
-
-
-def _write_stdout(line: str) -> None:
-    # One write per line so concurrent log lines never interleave inside it; flushed so the
-    # awslogs driver sees it now rather than when a buffer fills.
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 # --- Draining ------------------------------------------------------------------------------------
