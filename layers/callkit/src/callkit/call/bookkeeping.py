@@ -30,6 +30,10 @@ class Bookkeeper:
         self._worker: asyncio.Task[None] | None = None
 
     def record_turn(self, record: TurnRecord) -> None:
+        """Keep the turn, and publish its count and latency (the media server's EMF metrics)."""
+        self.telemetry.count("Turns")
+        if record.first_token_ms is not None:
+            self.telemetry.measure("TurnLatency", record.first_token_ms)
         self._submit("record_turn", lambda: self.store.record_turn(record))
 
     def record_heard(self, call_id: str, turn: int, heard_text: str) -> None:

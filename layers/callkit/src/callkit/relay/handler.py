@@ -330,6 +330,8 @@ class RelayHandler:
             total_ms=round(saved.total_ms or 0.0, 1),
         )
         self.telemetry.count("Turns")
+        if first_piece_ms is not None:
+            self.telemetry.measure("TurnLatency", first_piece_ms)
         if action is not None and not (stale or gone):
             await self._end_session(connection_id, action)
         return TurnResult(turn, spoken, stale, first_piece_ms, action)
