@@ -65,7 +65,9 @@ async def world(
             auth_token="carrier-token",
             pipeline="cascading",
             welcome_message="Hello!",
-            stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram.base_url),
+            stt=DeepgramSTT(
+                api_key=str(options.pop("deepgram_key", TEST_DEEPGRAM_API_KEY)), base_url=deepgram.base_url
+            ),
             tts=CartesiaTTS(api_key="k", voice_id="v", base_url=cartesia.base_url),
             **options,  # type: ignore[arg-type]
         )
@@ -188,6 +190,27 @@ def test_a_tts_failure_ends_with_one_carrier_apology_and_no_task_left(
             )
             await stream.hang_up()
             await wait_for(lambda: not [t for t in asyncio.all_tasks() if t.get_name() in call_tasks], 5)
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_stt_key_is_an_apology_in_our_voice_and_one_hang_up(
+    dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deepgram refuses the key at call start: the TTS still works, so the caller hears the apology
+    in the pipeline's voice, then the call is hung up once; never silence, never an exception."""
+
+    async def scenario() -> None:
+        async with world(dynamodb, monkeypatch, deepgram_key="not-the-key") as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: [h.call_id for h in w.api.hangups] == [call_id], 15)
+            assert w.api.hangups[0].body == b"Status=completed"
+            texts = [c.transcript for c in w.cartesia.contexts().values()]
+            assert any("technical trouble" in t for t in texts), texts
+            assert any(isinstance(c, PlayAudio) for c in stream.received)
+            await asyncio.sleep(1.0)
+            assert len(w.api.hangups) == 1
+            await stream.hang_up()
 
     asyncio.run(scenario())
 

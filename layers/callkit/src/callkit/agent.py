@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints, overload
 
-from callkit.errors import ConfigurationError
+from callkit.errors import ConfigurationError, ToolArgumentsError
 
 JSONSchema = dict[str, Any]
 ToolFunction = Callable[..., Any]
@@ -26,10 +26,6 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
 _ARG_LINE = re.compile(r"^\s*(\*{0,2}[A-Za-z_][A-Za-z0-9_]*)\s*(\([^)]*\))?\s*:\s*(.*)$")
 _SECTION = re.compile(r"^\s*[A-Z][A-Za-z ]*:\s*$")
-
-
-class ToolArgumentsError(ValueError):
-    """The model called a tool with arguments that do not fit its signature."""
 
 
 def _schema_for(annotation: Any) -> tuple[JSONSchema, bool]:

@@ -38,7 +38,7 @@ from callkit.actions import Action
 from callkit.agent import Agent
 from callkit.call.phrases import Phrases
 from callkit.call.tools import MAX_TOOL_RESULT, ToolOutcome, run_tool
-from callkit.errors import CallkitError
+from callkit.errors import CallkitError, EmptyAnswerError
 from callkit.llm.openai_chat import ChatModel
 from callkit.llm.protocol import (
     AssistantMessage,
@@ -130,10 +130,6 @@ class TurnCompleted:
 
 
 TurnEvent = Speech | ToolStarted | ToolFinished | ActionRequested | TurnCompleted
-
-
-class EmptyAnswerError(CallkitError):
-    """The model finished without a word to say and without an action (to move into ``callkit.errors``)."""
 
 
 def _joined(spoken: list[str], text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from callkit.errors import CallkitError, MessageTooLargeError, ProtocolError
+from callkit.errors import MessageTooLargeError, ModelError, ProtocolError
 
 __all__ = [
     "AssistantMessage",
@@ -45,21 +45,6 @@ __all__ = [
 
 JSONSchema = dict[str, Any]
 ToolChoice = Literal["auto", "none", "required"]
-
-
-class ModelError(CallkitError):
-    """The model provider refused the request or failed (to move into ``callkit.errors``).
-
-    ``status`` is the HTTP status (``None`` for an error sent inside the stream), ``code`` the
-    provider's error code when it gave one; ``retryable`` is true for 408/409/429/5xx, except
-    an exhausted quota.
-    """
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.code = code
 
 
 # --- messages (docs/protocols/ai-providers.md §4.1, §4.2 "Next request") -------------------------------------------

@@ -36,7 +36,17 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mappin
 from typing import Final, Literal, SupportsIndex
 from urllib.parse import urlsplit
 
-from callkit.errors import CallkitError
+from callkit.errors import (
+    ConnectError,
+    ConnectionLostError,
+    ConnectTimeoutError,
+    PoolTimeoutError,
+    ProxyError,
+    ReadTimeoutError,
+    RemoteProtocolError,
+    TransportError,
+    TransportTimeoutError,
+)
 from callkit.net.proxy import Proxy, ProxyConfig, connect_request
 
 __all__ = [
@@ -53,57 +63,6 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
 ]
-
-
-# --- errors (to move into callkit.errors under CallkitError) ---------------------------------------
-
-
-class TransportError(CallkitError):
-    """A request got no complete answer. ``retryable``: sending it again may well succeed."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class ConnectError(TransportError):
-    """No connection: refused, unreachable, unknown host, or a failed TLS handshake."""
-
-
-class ProxyError(ConnectError):
-    """The proxy refused to open a tunnel; ``status`` is its answer to ``CONNECT`` (0: not HTTP).
-
-    Retryable when the proxy could not reach the origin or is overloaded (429, 502, 503, 504);
-    not for a refusal (403) or wrong or missing credentials (407).
-    """
-
-    def __init__(self, message: str, *, status: int, retryable: bool) -> None:
-        super().__init__(message, retryable=retryable)
-        self.status = status
-
-
-class ConnectionLostError(TransportError):
-    """The connection broke while sending the request or reading the response."""
-
-
-class RemoteProtocolError(TransportError):
-    """The server's bytes are not HTTP/1.1 we can read (bad status line, broken chunking)."""
-
-
-class TransportTimeoutError(TransportError):
-    """A step of the request took longer than its timeout."""
-
-
-class ConnectTimeoutError(TransportTimeoutError):
-    """TCP connect plus TLS handshake took longer than ``connect_timeout``."""
-
-
-class ReadTimeoutError(TransportTimeoutError):
-    """No byte arrived (or the send did not drain) within ``read_timeout``."""
-
-
-class PoolTimeoutError(TransportTimeoutError):
-    """Every connection to the host stayed busy for ``connect_timeout``."""
 
 
 # --- wire details ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from callkit.carriers import CarrierFormat, carrier_format
 from callkit.carriers._types import StreamConnected, StreamEvent, StreamStarted
 from callkit.errors import (
+    AdmissionRefusedError,
     CallkitError,
     CallNotFoundError,
     ConfigurationError,
@@ -39,8 +40,10 @@ if TYPE_CHECKING:
 
 #: How long a stream may take to send ``start`` after the upgrade.
 START_DEADLINE_SECONDS = 5.0
-#: WebSocket close code for a policy violation (RFC 6455 §7.4.1).
-POLICY_VIOLATION = 1008
+#: Close codes (RFC 6455 §7.4.1): a stream that is not what it should be; a store that did not
+#: answer, so nothing is known against the stream (the carrier reports the failed stream).
+POLICY_VIOLATION = AdmissionRefusedError.POLICY_VIOLATION
+SERVER_ERROR = AdmissionRefusedError.SERVER_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +52,6 @@ class Admitted:
     interface: CallInterface
     call: CallRecord
     start: StreamStarted
-
-
-#: WebSocket close code for "the server cannot serve this now" (RFC 6455 §7.4.1): the call store
-#: did not answer, so nothing is known against the stream; the carrier reports the failed stream.
-SERVER_ERROR = 1011
-
-
-class Refused(Exception):
-    def __init__(self, reason: str, *, code: int = POLICY_VIOLATION) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
 
 
 def stream_url(settings: Settings, interface: CallInterface) -> str:
@@ -76,7 +67,7 @@ def carrier_for_handshake(
         carrier = carrier_format(name)
         if candidates and any(h in headers for h in carrier.SIGNATURE_HEADERS):
             return carrier, candidates
-    raise Refused("no carrier signature on the upgrade")
+    raise AdmissionRefusedError("no carrier signature on the upgrade")
 
 
 def verify_handshake(
@@ -98,7 +89,7 @@ def verify_handshake(
         except (SignatureError, ConfigurationError):
             continue
         return carrier, [i for i in candidates if i.stream_path == path]
-    raise Refused("handshake signature")
+    raise AdmissionRefusedError("handshake signature")
 
 
 async def read_start(
@@ -111,22 +102,22 @@ async def read_start(
         while True:
             text = await receive()
             if text is None:
-                raise Refused("closed before start")
+                raise AdmissionRefusedError("closed before start")
             try:
                 event: StreamEvent = carrier.decode_stream_message(text)
             except UnknownEventError:
                 continue
             except ProtocolError as exc:
-                raise Refused("malformed message before start") from exc
+                raise AdmissionRefusedError("malformed message before start") from exc
             if isinstance(event, StreamStarted):
                 return event
             if not isinstance(event, StreamConnected):
-                raise Refused(f"{type(event).__name__} before start")
+                raise AdmissionRefusedError(f"{type(event).__name__} before start")
 
     try:
         return await asyncio.wait_for(first_start(), deadline)
     except TimeoutError as exc:
-        raise Refused("no start message in time") from exc
+        raise AdmissionRefusedError("no start message in time") from exc
 
 
 async def admit_start(
@@ -146,25 +137,29 @@ async def admit_start(
     try:
         record = await store.get_call(start.call_id)
     except (CallkitError, TimeoutError) as exc:
-        raise Refused(f"store unavailable: {type(exc).__name__}", code=SERVER_ERROR) from exc
+        raise AdmissionRefusedError(
+            f"store unavailable: {type(exc).__name__}", close_code=SERVER_ERROR
+        ) from exc
     if record is None or record.carrier != carrier.NAME:
-        raise Refused("unknown call")
+        raise AdmissionRefusedError("unknown call")
     interface = next((i for i in candidates if i.phone_number == record.to_number), None) or next(
         (i for i in candidates if i.pipeline == record.pipeline), None
     )
     if interface is None or interface.pipeline != record.pipeline:
-        raise Refused("no interface for this call")
+        raise AdmissionRefusedError("no interface for this call")
     try:
         credentials.stream_tokens().verify(
             start.parameters.get("token", ""), call_id=start.call_id, pipeline=record.pipeline
         )
         claimed = await store.claim_stream(start.call_id, start.stream_id, now=now)
     except TokenError as exc:
-        raise Refused(f"stream token: {type(exc).__name__}") from exc
+        raise AdmissionRefusedError(f"stream token: {type(exc).__name__}") from exc
     except (CallNotFoundError, TransitionError) as exc:
-        raise Refused(f"claim: {type(exc).__name__}") from exc
+        raise AdmissionRefusedError(f"claim: {type(exc).__name__}") from exc
     except (CallkitError, TimeoutError) as exc:
-        raise Refused(f"store unavailable: {type(exc).__name__}", code=SERVER_ERROR) from exc
+        raise AdmissionRefusedError(
+            f"store unavailable: {type(exc).__name__}", close_code=SERVER_ERROR
+        ) from exc
     return Admitted(carrier=carrier, interface=interface, call=claimed, start=start)
 
 

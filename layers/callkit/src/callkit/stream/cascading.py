@@ -56,7 +56,7 @@ from callkit.call.tasks import CallTasks
 from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamCleared, StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
 from callkit.conversation import Speech, run_turn
-from callkit.errors import ServiceError
+from callkit.errors import CallkitError, ServiceError
 from callkit.llm.protocol import AssistantMessage, UserMessage
 from callkit.relay.chunker import SpeechChunker
 from callkit.stream.hangup import CarrierRest
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import StreamLink
+    from callkit.stt.deepgram_session import DeepgramSession
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
     from callkit.tts.cartesia_session import CartesiaReply, CartesiaSession
@@ -124,7 +125,9 @@ class CascadingCall:
         self._recent: dict[int, _Turn] = {}  # the last turns by number: a cut may follow their cancel
         self._numbers = 0  # turn numbers: 0 is the welcome, then one per turn started
         self._idle = asyncio.Event()  # set while nothing of ours is playing (the machine is IDLE)
-        self._stt_ok = True
+        self._stt_ok = False  # the STT session is up and taking audio
+        self.stt: DeepgramSession | None = None
+        self.tts: CartesiaSession | None = None
         # Measurements (logged, and read by bench/media.py): caller frames from speech onset to a
         # clear (audio time), and the caller's utterance → the reply's first TTS request.
         self._frames = 0
@@ -147,9 +150,6 @@ class CascadingCall:
             BargeInPolicy.from_interface(interface.interruptible, interface.interrupt_sensitivity)
         )
         self._vad, self._decode = SpeechDetector(8000), decode_mulaw
-        assert interface.stt is not None and interface.tts is not None  # CallInterface guarantees it
-        self.stt = interface.stt.session(encoding="mulaw", sample_rate=8000)
-        self.tts: CartesiaSession = interface.tts.session(encoding="pcm_mulaw", sample_rate=8000)
         self.tasks = CallTasks(self._task_failed)
         self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
         self.ending = CallEnding(
@@ -172,27 +172,38 @@ class CascadingCall:
             await self._cancel_turn()  # the turn records itself as it stops
             await self.books.flush()
             await self.tasks.aclose()
-            with contextlib.suppress(Exception):
-                await self.stt.close()
-            with contextlib.suppress(Exception):
-                await self.tts.aclose()
+            if self.stt is not None:
+                with contextlib.suppress(Exception):
+                    await self.stt.close()
+            if self.tts is not None:
+                with contextlib.suppress(Exception):
+                    await self.tts.aclose()
             self.telemetry.info("cascading call ended", reason=self.ending.reason or "stream closed")
 
     async def _connect(self) -> None:
+        """Open the voice, then the ears; a provider that cannot be had (down, or a key missing or
+        refused) ends the call with the apology: in our voice if it works, else the carrier's."""
+        interface = self.admitted.interface
+        assert interface.stt is not None and interface.tts is not None  # CallInterface guarantees it
         try:
+            self.tts = interface.tts.session(encoding="pcm_mulaw", sample_rate=8000)
             await self.tts.connect()
-        except ServiceError:
-            self.telemetry.error("speech synthesis unavailable at call start", exc_info=True)
+        except CallkitError as error:
+            self.telemetry.error("speech synthesis unavailable at call start", reason=type(error).__name__)
+            self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("tts", voice_works=False))
             return
         try:
+            self.stt = interface.stt.session(encoding="mulaw", sample_rate=8000)
             await self.stt.start()
-        except ServiceError:
-            self.telemetry.error("speech recognition unavailable at call start", exc_info=True)
+        except CallkitError as error:
+            self.telemetry.error("speech recognition unavailable at call start", reason=type(error).__name__)
+            self.telemetry.count("ProviderFailures")
             self._stt_ok = False
             self.ending.trigger(Failed("stt", voice_works=True))
             return
-        self.tasks.spawn(self._transcripts(), name="transcripts")
+        self._stt_ok = True
+        self.tasks.spawn(self._transcripts(self.stt), name="transcripts")
         if self.admitted.interface.welcome_message:
             self._start_fixed(self.admitted.interface.welcome_message, kind="welcome")
 
@@ -225,7 +236,7 @@ class CascadingCall:
         self.ending.trigger(CallerHungUp())
 
     async def _send_to_stt(self, audio: bytes) -> None:
-        if not self._stt_ok:
+        if not self._stt_ok or self.stt is None:
             return
         try:
             await self.stt.send_audio(audio)
@@ -235,11 +246,11 @@ class CascadingCall:
             self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("stt", voice_works=True))
 
-    async def _transcripts(self) -> None:
+    async def _transcripts(self, stt: DeepgramSession) -> None:
         from callkit.stt.deepgram_protocol import Interim, Utterance
 
         try:
-            async for event in self.stt.events():
+            async for event in stt.events():
                 if isinstance(event, Interim):
                     await self._act(CallerWords(event.text))
                 elif isinstance(event, Utterance):
@@ -408,6 +419,8 @@ class CascadingCall:
 
     async def _speak(self, turn: _Turn, pieces: AsyncIterator[str], *, known_text: str = "") -> None:
         """Speak a turn's pieces; raises ``ServiceError`` when the TTS fails or stalls."""
+        if self.tts is None:
+            raise ServiceError("no speech synthesis session")
         reply = turn.reply = self.tts.new_reply()
         await self._act(AgentStarted(turn.number, known_text))
         started = self._clock()

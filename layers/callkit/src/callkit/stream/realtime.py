@@ -26,7 +26,7 @@ import base64
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from callkit.actions import EndCall
 from callkit.call.bookkeeping import Bookkeeper
@@ -37,15 +37,16 @@ from callkit.call.tasks import CallTasks
 from callkit.call.tools import run_tool
 from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
-from callkit.errors import ServiceError
+from callkit.errors import CallkitError, ServiceError
 from callkit.stream.hangup import CarrierRest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from callkit.actions import Action
     from callkit.net.http1 import HTTPClient
     from callkit.realtime.openai_protocol import FunctionCall, ResponseDone
+    from callkit.realtime.openai_session import OpenAIRealtimeSession
     from callkit.store._base import TurnKind
     from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
@@ -111,24 +112,15 @@ class RealtimeCall:
         self._last_status = "completed"
         self._closing = False  # our closing words are playing: no barge-in, no new tools
         self._session_ok = False  # the Realtime session is up
+        self.session: OpenAIRealtimeSession  # made in _connect; used only while _session_ok
 
     async def run(self, admitted: Admitted, link: StreamLink) -> None:
-        from callkit.realtime.openai_protocol import session_update
-
         self.admitted, self.link = admitted, link
         self.carrier, self.stream_id = admitted.carrier, admitted.start.stream_id
         interface = admitted.interface
         assert interface.realtime is not None and interface.agent is not None  # CallInterface checks
         self.agent = interface.agent
         self.phrases = phrases_for(interface)
-        self.session = interface.realtime.session()
-        update = session_update(
-            interface.realtime,
-            instructions=self.agent.instructions,
-            tools=[t.realtime_schema() for t in self.agent.tools.values()],
-            interrupt_sensitivity=interface.interrupt_sensitivity,
-            interruptible=interface.interruptible,
-        )
         self.tasks = CallTasks(self._task_failed)
         self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
         self.ending = CallEnding(
@@ -147,23 +139,38 @@ class RealtimeCall:
                 self._deadline(admitted.call.created_at + interface.max_call_duration_seconds),
                 name="deadline",
             )
-            await self._connect(update)
+            await self._connect()
             await self.ending.ended.wait()
         finally:
             self._save_turn()
             await self.books.flush()
             await self.tasks.aclose()
-            with contextlib.suppress(Exception):
-                await self.session.close()
+            if hasattr(self, "session"):
+                with contextlib.suppress(Exception):
+                    await self.session.close()
             self.telemetry.info("realtime call ended", reason=self.ending.reason or "stream closed")
 
-    async def _connect(self, update: Mapping[str, Any]) -> None:
+    async def _connect(self) -> None:
+        """Open the session; one that cannot be had (down, a key missing or refused) ends the call
+        with the carrier speaking the apology."""
+        from callkit.realtime.openai_protocol import session_update
         from callkit.realtime.openai_session import ResponseGate
 
+        interface = self.admitted.interface
+        assert interface.realtime is not None
         try:
-            await self.session.connect(update)
-        except ServiceError:
-            self.telemetry.error("the realtime session failed", exc_info=True)
+            self.session = interface.realtime.session()
+            await self.session.connect(
+                session_update(
+                    interface.realtime,
+                    instructions=self.agent.instructions,
+                    tools=[t.realtime_schema() for t in self.agent.tools.values()],
+                    interrupt_sensitivity=interface.interrupt_sensitivity,
+                    interruptible=interface.interruptible,
+                )
+            )
+        except CallkitError as error:
+            self.telemetry.error("the realtime session failed", reason=type(error).__name__)
             self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("realtime", voice_works=False))
             return

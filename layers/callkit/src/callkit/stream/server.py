@@ -7,10 +7,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from callkit.errors import ProtocolError, UnknownEventError
+from callkit.errors import AdmissionRefusedError, ProtocolError, UnknownEventError
 from callkit.stream.admission import (
     Admitted,
-    Refused,
     admit_start,
     log_refusal,
     read_start,
@@ -119,9 +118,9 @@ async def serve_stream(
         admitted = await admit_start(
             start, candidates, carrier, store=store, credentials=credentials, now=clock()
         )
-    except Refused as refused:
+    except AdmissionRefusedError as refused:
         log_refusal(telemetry, refused.reason)
-        await link.close(refused.code)
+        await link.close(refused.close_code)
         return
     telemetry.bind_call(admitted.call.call_id)
     telemetry.info(
