@@ -16,6 +16,11 @@ the fakes: frames lost (caller frames sent − frames Deepgram received), barge-
 audio sent between the barge-in's speech onset and the ``clear``, i.e. in audio time) and end of
 utterance → first TTS request (Deepgram's ``speech_final`` leaves the fake → the reply's first
 Cartesia request arrives; the model answers instantly).
+
+``--slow-store-ms 300 --slow-share 0.2`` slows the call store by 300 ms a request (a blocking
+sleep in the store's own thread, as a throttled DynamoDB would) for one call in five, chosen by
+call id; the figures are then reported for the other calls and the slow ones apart: a slow store
+must delay only its own call's bookkeeping, never another call's audio.
 """
 
 from __future__ import annotations
@@ -40,12 +45,48 @@ TOKEN = "bench-carrier-token"
 ACCOUNT = "AC" + "7" * 32
 
 
-def serve(port: int, deepgram: str, cartesia: str, model: str) -> None:
+def is_slow(call_id: str, share: float) -> bool:
+    """Whether the store is slowed for ``call_id`` (the same choice in both processes)."""
+    import hashlib
+
+    return int(hashlib.sha256(call_id.encode()).hexdigest()[:8], 16) < share * 0x1_0000_0000
+
+
+def slow_store(slow_ms: float, share: float) -> Any:
+    """A memory store whose requests for a share of the calls block ``slow_ms`` (in the caller's thread)."""
+    from callkit.store.memory import MemoryCallStore
+
+    class SlowStore(MemoryCallStore):
+        def _wait(self, call_id: str) -> None:
+            if slow_ms and is_slow(call_id, share):
+                time.sleep(slow_ms / 1000)
+
+        def get_call(self, call_id: str) -> Any:
+            self._wait(call_id)
+            return super().get_call(call_id)
+
+        def claim_stream(self, call_id: str, stream_id: str, *, now: float) -> Any:
+            self._wait(call_id)
+            return super().claim_stream(call_id, stream_id, now=now)
+
+        def record_turn(self, turn: Any) -> None:
+            self._wait(turn.call_id)
+            super().record_turn(turn)
+
+        def record_heard(self, call_id: str, turn: int, heard_text: str) -> None:
+            self._wait(call_id)
+            super().record_heard(call_id, turn, heard_text)
+
+    return SlowStore()
+
+
+def serve(
+    port: int, deepgram: str, cartesia: str, model: str, slow_ms: float = 0.0, share: float = 0.0
+) -> None:
     """The server process: one cascading interface pointed at the load process's fakes."""
     from callkit import AgentRuntime, CallInterface, CartesiaTTS, DeepgramSTT
     from callkit.examples import support_agent
     from callkit.llm.openai_chat import OpenAIChatModel
-    from callkit.store.memory import MemoryCallStore
     from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY
 
     if deepgram == "realtime":  # the realtime pipeline: ``cartesia`` carries the Realtime fake's URL
@@ -124,7 +165,7 @@ def serve(port: int, deepgram: str, cartesia: str, model: str) -> None:
         runtime = AgentRuntime(
             interfaces=[interface],
             port=port,
-            store=MemoryCallStore(),
+            store=slow_store(slow_ms, share),
             model=model_client,
             telemetry=Measurements(),
         )
@@ -160,7 +201,9 @@ def collect(stream: Any) -> None:
             STATS.append(json.loads(line[5:]))
 
 
-async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) -> dict[str, Any]:
+async def run_calls(
+    n: int, url: str, pid: int, deepgram: Any, cartesia: Any, slow_share: float = 0.0
+) -> dict[str, Any]:
     import httpx
 
     from callkit.carriers._types import PlayAudio
@@ -215,9 +258,18 @@ async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) ->
             received = [int(c.audio_ms // 20) for c in cartesia.connections[tts_before:]]
         else:
             received = [c.audio_frames for c in deepgram.connections[dg_before:]]
+        slow = [slow_share > 0 and is_slow(s.call_id, slow_share) for s in streams]
         reactions = [
-            s.clear_audio_ms[0] - onsets[i] for i, s in enumerate(streams) if s.clear_audio_ms and i in onsets
+            s.clear_audio_ms[0] - onsets[i]
+            for i, s in enumerate(streams)
+            if s.clear_audio_ms and i in onsets and not slow[i]
         ]
+        slow_reactions = [
+            s.clear_audio_ms[0] - onsets[i]
+            for i, s in enumerate(streams)
+            if s.clear_audio_ms and i in onsets and slow[i]
+        ]
+        lost = [sent - got for sent, got in zip(sent_frames, received, strict=False)]
         eou = []
         pairs = (
             []
@@ -253,13 +305,16 @@ async def run_calls(n: int, url: str, pid: int, deepgram: Any, cartesia: Any) ->
             "rss_peak_mb": round(rss_peak / 2**20, 1),
             "frames_sent": sum(sent_frames),
             "frames_lost": sum(sent_frames) - sum(received),
+            "slow_store_calls": sum(slow),
+            "frames_lost_slow_calls": sum(x for x, is_s in zip(lost, slow, strict=False) if is_s),
+            "barge_in_ms_slow_calls": spread([float(r) for r in slow_reactions]),
             "barge_in_ms": {
                 q: percentile([float(r) for r in reactions], p)
                 for q, p in (("p50", 0.5), ("p90", 0.9), ("max", 1.0))
             }
             if reactions
             else None,
-            "barge_ins": f"{len(reactions)}/{n}",
+            "barge_ins": f"{len(reactions)}/{n - sum(slow)}",
             "eou_to_tts_ms": {q: round(percentile(eou, p), 2) for q, p in (("p50", 0.5), ("p90", 0.9))}
             if eou
             else None,
@@ -279,7 +334,9 @@ class _RealtimeSide:
         return list(self.fake.connections)
 
 
-async def bench(calls: list[int], pipeline: str = "cascading") -> list[dict[str, Any]]:
+async def bench(
+    calls: list[int], pipeline: str = "cascading", slow_ms: float = 0.0, slow_share: float = 0.0
+) -> list[dict[str, Any]]:
     from callkit.testing.cartesia import FakeCartesia
     from callkit.testing.deepgram import FakeDeepgram, Segment
     from callkit.testing.openai_realtime import FakeRealtime
@@ -305,7 +362,17 @@ async def bench(calls: list[int], pipeline: str = "cascading") -> list[dict[str,
             deepgram_side, tts_side = deepgram, cartesia
         port = 0  # the server picks a free port and prints its URL
         server = subprocess.Popen(  # noqa: ASYNC220 - started once; its pipe is read in a thread
-            [sys.executable, __file__, "--serve", str(port), stt_arg, tts_arg, "instant"],
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                str(port),
+                stt_arg,
+                tts_arg,
+                "instant",
+                str(slow_ms),
+                str(slow_share),
+            ],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -321,8 +388,11 @@ async def bench(calls: list[int], pipeline: str = "cascading") -> list[dict[str,
             baseline = rss_bytes(server.pid)
             results = []
             for n in calls:
-                result = await run_calls(n, url, server.pid, deepgram_side, tts_side)
+                result = await run_calls(
+                    n, url, server.pid, deepgram_side, tts_side, slow_share if slow_ms else 0.0
+                )
                 result["pipeline"] = pipeline
+                result["slow_store_ms"] = slow_ms
                 result["rss_per_call_mb"] = round((result["rss_peak_mb"] * 2**20 - baseline) / n / 2**20, 2)
                 result["rss_baseline_mb"] = round(baseline / 2**20, 1)
                 print(json.dumps(result), flush=True)
@@ -337,16 +407,20 @@ async def bench(calls: list[int], pipeline: str = "cascading") -> list[dict[str,
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), float(sys.argv[7]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--pipeline", choices=["cascading", "realtime", "both"], default="both")
+    parser.add_argument("--slow-store-ms", type=float, default=0.0, help="slow the store this much a request")
+    parser.add_argument("--slow-share", type=float, default=0.2, help="for this share of the calls")
     args = parser.parse_args()
     pipelines = ["cascading", "realtime"] if args.pipeline == "both" else [args.pipeline]
-    results = [r for p in pipelines for r in asyncio.run(bench(args.calls, p))]
+    results = [
+        r for p in pipelines for r in asyncio.run(bench(args.calls, p, args.slow_store_ms, args.slow_share))
+    ]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "media.json").write_text(json.dumps(results, indent=2))

@@ -69,7 +69,7 @@ def create_media_app(
             telemetry=telemetry,
             credentials=credentials,
             http=http,
-            public_url=settings.public_url,
+            settings=settings,
         )
 
     def route(path: str) -> WebSocketRoute:

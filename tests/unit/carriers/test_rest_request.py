@@ -6,30 +6,24 @@ import base64
 
 import pytest
 
-from callkit.carriers.rest import (
-    RestRequest,
-    hangup_request,
-    plivo_transfer_request,
-    redirect_request,
-)
+from callkit.carriers import plivo, twilio
+from callkit.carriers.rest import RestRequest
 
 TOKEN = "auth-token-0123456789abcdef"
+TWILIO = {"account_id": "AC123", "auth_token": TOKEN, "call_id": "CA1"}
+PLIVO = {"account_id": "MA123", "auth_token": TOKEN, "call_id": "uuid-1"}
+ROUTE = "https://x.example/t?token=abc"
 
 
 @pytest.mark.parametrize(
     "request_",
     [
-        hangup_request("twilio", account_id="AC123", auth_token=TOKEN, call_id="CA1"),
-        hangup_request("plivo", account_id="MA123", auth_token=TOKEN, call_id="uuid-1"),
-        redirect_request(
-            account_id="AC123",
-            auth_token=TOKEN,
-            call_id="CA1",
-            twiml="<Response><Dial>+15550100</Dial></Response>",
-        ),
-        plivo_transfer_request(
-            auth_id="MA123", auth_token=TOKEN, call_uuid="uuid-1", aleg_url="https://x.example/t?token=abc"
-        ),
+        twilio.hangup_request(**TWILIO),
+        plivo.hangup_request(**PLIVO),
+        twilio.transfer_request(**TWILIO, to="+15550100"),
+        plivo.transfer_request(**PLIVO, to="+15550100", transfer_url=ROUTE),
+        twilio.say_and_hangup_request(**TWILIO, text="Sorry.", language="en-US"),
+        plivo.say_and_hangup_request(**PLIVO, text="Sorry.", language="en-US", transfer_url=ROUTE),
     ],
 )
 def test_repr_hides_credentials_and_body(request_: RestRequest) -> None:
@@ -44,3 +38,17 @@ def test_repr_hides_credentials_and_body(request_: RestRequest) -> None:
     assert "token=abc" not in text
     assert f"body=<{len(request_.body)} bytes>" in text
     assert request_.url in text
+
+
+def test_both_carriers_build_the_same_actions() -> None:
+    """One shape: a hang-up, a transfer and our words spoken by the carrier, for either carrier."""
+    assert twilio.hangup_request(**TWILIO).body == b"Status=completed"
+    assert plivo.hangup_request(**PLIVO).method == "DELETE"
+    assert plivo.hangup_request(**PLIVO).url == "https://api.plivo.com/v1/Account/MA123/Call/uuid-1/"
+    dial = twilio.transfer_request(**TWILIO, to="+15550100", base_url="http://127.0.0.1:9")
+    assert dial.url == "http://127.0.0.1:9/2010-04-01/Accounts/AC123/Calls/CA1.json"
+    assert b"%3CDial" in dial.body and b"%2B15550100" in dial.body
+    fetch = plivo.transfer_request(**PLIVO, to="+15550100", transfer_url="https://x.example/t")
+    assert b'"aleg_url": "https://x.example/t?to=%2B15550100"' in fetch.body
+    say = twilio.say_and_hangup_request(**TWILIO, text="Sorry & goodbye.", language="es-ES")
+    assert b"%3CSay" in say.body and b"es-ES" in say.body and b"Sorry+%26amp%3B+goodbye." in say.body

@@ -161,7 +161,7 @@ class AgentRuntime:
             telemetry=self.telemetry,
             credentials=self.switchboard.credentials,
             http=self._http,
-            public_url=self.settings.public_url,
+            settings=self.settings,
         )
 
     async def _end_call(self, call_id: str) -> None:

@@ -33,6 +33,9 @@ ENV_OPENAI_API_KEY_PARAM: Final = "OPENAI_API_KEY_PARAM"
 ENV_SCHEDULER_GROUP: Final = "CALLKIT_SCHEDULER_GROUP"
 ENV_SCHEDULER_ROLE_ARN: Final = "CALLKIT_SCHEDULER_ROLE_ARN"
 ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
+#: The carriers' REST API base URLs; set only to point at a local fake (tests, the demo).
+ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
+ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
 DEFAULT_APP: Final = "callkit_app:interfaces"
 #: Fields whose values are secrets: shown as ``'***'`` (set) or ``''`` in ``repr``.
 _SECRET_FIELDS: Final = frozenset({"token_key"})
@@ -67,6 +70,8 @@ class Settings:
         openai_api_key_param: SSM SecureString name of the model API key (when ``OPENAI_API_KEY`` is unset).
         scheduler_group / scheduler_role_arn / relay_function_arn: where the max-duration schedules
             go, the role EventBridge Scheduler assumes, and the function it invokes.
+        twilio_api_url / plivo_api_url: the carriers' REST API base URLs (default: the real ones;
+            a local fake in tests and the demo).
     """
 
     public_url: str = ""
@@ -84,6 +89,8 @@ class Settings:
     scheduler_role_arn: str = ""
     relay_function_arn: str = ""
     app: str = DEFAULT_APP
+    twilio_api_url: str = ""
+    plivo_api_url: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "public_url", _base_url("public_url", self.public_url, ("https", "http")))
@@ -119,6 +126,8 @@ class Settings:
 
         return cls(
             public_url=env.get(ENV_PUBLIC_URL, ""),
+            twilio_api_url=env.get(ENV_TWILIO_API_URL, ""),
+            plivo_api_url=env.get(ENV_PLIVO_API_URL, ""),
             media_url=env.get(ENV_MEDIA_URL, ""),
             relay_url=env.get(ENV_RELAY_URL, ""),
             table=env.get(ENV_TABLE, ""),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from callkit.call.phrases import Phrases, phrases_for
 from callkit.carriers import CarrierFormat, carrier_format
 from callkit.carriers._types import (
     MAX_WEBHOOK_BODY_BYTES,
@@ -64,7 +65,8 @@ from callkit.telemetry import Telemetry
 from callkit.tokens import StreamTokens
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-APOLOGY = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
+#: What a caller hears when the call cannot be connected (the English default of ``Phrases``).
+APOLOGY = Phrases().unavailable
 #: What we return to status callbacks: Twilio ignores the body, Plivo wants an XML document.
 EMPTY_ANSWER = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -261,7 +263,9 @@ class Switchboard:
         except StoreError:
             self.telemetry.error("call store unavailable", exc_info=True, provider=interface.provider)
             self.telemetry.count("StoreErrors")
-            apology = carrier.render_answer(ErrorAnswer(APOLOGY, interface.language))
+            apology = carrier.render_answer(
+                ErrorAnswer(phrases_for(interface).unavailable, interface.language)
+            )
             return Reply(200, apology, carrier.ANSWER_CONTENT_TYPE)
         if result.created:
             outcome = "error" if isinstance(answer, ErrorAnswer) else "answered"
@@ -319,7 +323,7 @@ class Switchboard:
         except (ConfigurationError, UnsupportedError, TokenError) as error:
             # TokenError: a call id no token can carry; the parsers refuse those first (400).
             self.telemetry.error("cannot connect call", provider=interface.provider, reason=str(error))
-            return ErrorAnswer(APOLOGY, interface.language)
+            return ErrorAnswer(phrases_for(interface).unavailable, interface.language)
 
     def _public(self, path: str) -> str | None:
         return f"{self.settings.public_url}{path}" if self.settings.public_url else None
@@ -344,9 +348,15 @@ class Switchboard:
             if _E164.match(to):
                 answer, reason = DialAnswer(to), "transfer"
             else:
-                answer, reason = ErrorAnswer(APOLOGY, interface.language), "bad-transfer-number"
+                answer, reason = (
+                    ErrorAnswer(phrases_for(interface).unavailable, interface.language),
+                    "bad-transfer-number",
+                )
         elif ended.session_status == "failed":
-            answer, reason = ErrorAnswer(APOLOGY, interface.language), "session-failed"
+            answer, reason = (
+                ErrorAnswer(phrases_for(interface).unavailable, interface.language),
+                "session-failed",
+            )
         self.telemetry.info("relay session ended", session_status=ended.session_status, next=reason)
         self.telemetry.count("Transfers" if reason == "transfer" else "RelaySessionsEnded")
         return Reply(200, twilio.render_answer(answer), twilio.ANSWER_CONTENT_TYPE)
@@ -354,14 +364,16 @@ class Switchboard:
     def _transfer(self, interface: CallInterface, carrier: CarrierFormat, request: SignedRequest) -> Reply:
         """Plivo fetches the new XML of a call we transferred (``aleg_url``, docs/protocols/plivo.md §6): a ``<Dial>``.
 
-        The number is in the URL we gave Plivo; Plivo's signature covers that URL, so it is ours.
+        The number is in the URL we gave Plivo; Plivo's signature covers that URL, so it is ours. With
+        no number, the stream call failed and asked Plivo to speak the apology and hang up.
         """
         to = next(iter(parse_qs(urlsplit(request.url).query).get("to", [])), "")
-        if not _E164.match(to):
-            self.telemetry.warning("transfer to a malformed number refused")
+        if not _E164.match(to):  # no number: the stream call failed and we asked Plivo to apologise
+            if to:
+                self.telemetry.warning("transfer to a malformed number refused")
             return Reply(
                 200,
-                carrier.render_answer(ErrorAnswer(APOLOGY, interface.language)),
+                carrier.render_answer(ErrorAnswer(phrases_for(interface).apology, interface.language)),
                 carrier.ANSWER_CONTENT_TYPE,
             )
         self.telemetry.count("Transfers")

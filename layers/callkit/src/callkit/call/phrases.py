@@ -22,6 +22,8 @@ class Phrases:
 
     #: Spoken when ``max_call_duration_seconds`` is reached, before the hang-up.
     goodbye: str = "We've reached the time limit for this call. Thank you for calling, goodbye."
+    #: Spoken (by the carrier) when a call cannot be connected at all, before the hang-up.
+    unavailable: str = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
     #: Spoken when the call cannot go on (a provider is down, the call state is gone), before the hang-up.
     apology: str = (
         "Sorry, we're having technical trouble and have to end the call. Please call back later. Goodbye."
@@ -50,6 +52,7 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Por favor, llame más tarde. Adiós."
         ),
         turn_apology="Lo siento, estoy teniendo problemas. ¿Podría repetirlo?",
+        unavailable="Lo sentimos, no podemos atender su llamada ahora. Por favor, inténtelo más tarde. Adiós.",
         shutdown="Lo sentimos, tenemos que terminar la llamada. Por favor, llame en un minuto. Adiós.",
     ),
     "fr": Phrases(
@@ -59,6 +62,7 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Merci de rappeler plus tard. Au revoir."
         ),
         turn_apology="Désolé, j'ai un problème. Pourriez-vous répéter ?",
+        unavailable="Désolé, nous ne pouvons pas prendre votre appel. Merci de réessayer plus tard. Au revoir.",
         shutdown="Désolé, nous devons mettre fin à l'appel. Merci de rappeler dans une minute. Au revoir.",
     ),
     "de": Phrases(
@@ -68,6 +72,10 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Bitte rufen Sie später wieder an. Auf Wiederhören."
         ),
         turn_apology="Entschuldigung, ich habe gerade ein Problem. Könnten Sie das wiederholen?",
+        unavailable=(
+            "Entschuldigung, wir können Ihren Anruf gerade nicht annehmen. "
+            "Bitte versuchen Sie es später noch einmal. Auf Wiederhören."
+        ),
         shutdown=(
             "Entschuldigung, wir müssen das Gespräch jetzt beenden. "
             "Bitte rufen Sie in einer Minute wieder an. Auf Wiederhören."

@@ -1,7 +1,8 @@
 """Sans-I/O carrier wire formats.
 
 ``twilio`` and ``plivo`` are modules of the same shape (``CarrierFormat``): parse webhooks, verify
-and create signatures, render answers, encode and decode stream messages, over the
+and create signatures, render answers, encode and decode stream messages, build the REST requests that act on a live
+call, over the
 carrier-neutral types in ``_types``. No sockets, no HTTP clients, no asyncio here. A third carrier
 is a copy of that shape plus one line in ``carrier_format``.
 """
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         StreamCommand,
         StreamEvent,
     )
+    from callkit.carriers.rest import RestRequest
 
 
 class CarrierFormat(Protocol):
@@ -47,6 +49,34 @@ class CarrierFormat(Protocol):
     def encode_play_audio(self, stream_id: str, audio: bytes) -> str: ...
     def encode_mark(self, stream_id: str, name: str) -> str: ...
     def encode_clear(self, stream_id: str) -> str: ...
+
+    # REST actions on a live call (each carrier's ``rest`` module): requests built, never sent.
+    @property
+    def API_URL(self) -> str: ...
+    def hangup_request(
+        self, *, account_id: str, auth_token: str, call_id: str, base_url: str = ""
+    ) -> RestRequest: ...
+    def transfer_request(
+        self,
+        *,
+        account_id: str,
+        auth_token: str,
+        call_id: str,
+        to: str,
+        transfer_url: str,
+        base_url: str = "",
+    ) -> RestRequest: ...
+    def say_and_hangup_request(
+        self,
+        *,
+        account_id: str,
+        auth_token: str,
+        call_id: str,
+        text: str,
+        language: str,
+        transfer_url: str,
+        base_url: str = "",
+    ) -> RestRequest: ...
 
 
 def carrier_format(name: str) -> CarrierFormat:

@@ -1,15 +1,17 @@
-"""The cascading pipeline: the caller's audio → Deepgram → the agent → Cartesia → the caller.
+"""The cascading pipeline: the caller's audio → speech recognition → the agent → speech synthesis →
+the caller (Deepgram and Cartesia today, through the vendor-neutral ``callkit.stt.events`` and
+``callkit.tts.reply``: a second vendor needs no change here).
 
 One admitted stream, one call, one set of provider connections (two calls never share a socket).
 This module supplies the pipeline's voice and transport; the per-call policy is the call core's
 (``callkit.call``): the ending, the task group, the turn record, what was heard, the phrases.
 
-- every inbound 20-ms frame goes to Deepgram and to the speech detector, whose decision and the
+- every inbound 20-ms frame goes to the recogniser and to the speech detector, whose decision and the
   STT's words and utterances feed the barge-in machine (``callkit.bargein``);
 - the machine says when to answer (``StartTurn``), when to clear playback and cancel the agent
   (``ClearPlayback``, ``CancelSpeech``), what the caller heard (``TruncateReply``) and how to
   recover from a false start (``ResumeSpeaking``, ``Reprompt``);
-- a turn streams the agent's words in speakable pieces into one Cartesia context and the audio
+- a turn streams the agent's words in speakable pieces into one TTS reply and the audio
   back to the carrier in 40-ms pieces, each followed by a mark, so playback is known;
 - the call ends through ``CallEnding``: the goodbye at ``max_call_duration_seconds`` and the
   apology after a failure in our voice when it works, by the carrier when it does not; one
@@ -66,17 +68,20 @@ if TYPE_CHECKING:
 
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
+    from callkit.settings import Settings
     from callkit.store._base import TurnKind
     from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import StreamLink
-    from callkit.stt.deepgram_session import DeepgramSession
+    from callkit.stt.events import STTSession
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
-    from callkit.tts.cartesia_session import CartesiaReply, CartesiaSession
+    from callkit.tts.reply import TTSReply, TTSSession
 
 PIECE_BYTES: Final = 320  # 40 ms of μ-law 8 kHz: between the 20-50 ms a carrier plays smoothly
-MS_PER_CHAR: Final = 65.0  # speech rate used to place marks in the text (Cartesia gives no alignment here)
+MS_PER_CHAR: Final = 65.0  # speech rate used to place marks in the text (no word timings used yet)
+#: Caller frames held while the recogniser connects (10 s of 20-ms frames; a slower connect fails).
+EARLY_FRAMES: Final = 500
 #: Once a reply's text is all sent, its audio must keep coming: a TTS silent this long has stalled.
 TTS_STALL_SECONDS: Final = 4.0
 #: Our closing words may take their spoken length plus this before the carrier speaks them instead.
@@ -88,7 +93,7 @@ class _Turn:
     number: int
     log: TurnLog
     task: asyncio.Task[None] | None = None
-    reply: CartesiaReply | None = None
+    reply: TTSReply | None = None
     pieces: list[str] = field(default_factory=list)  # the text handed to the TTS, in order
     failed: bool = False  # the TTS failed while speaking it
 
@@ -108,12 +113,12 @@ class CascadingCall:
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
-        public_url: str = "",
+        settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
-        self.public_url = public_url  # where Plivo fetches a transfer's <Dial> or the apology
+        self.settings = settings  # the carriers' API URLs; the public URL Plivo fetches XML from
         self.store = store
         self.telemetry = telemetry
         self.credentials = credentials
@@ -126,8 +131,9 @@ class CascadingCall:
         self._numbers = 0  # turn numbers: 0 is the welcome, then one per turn started
         self._idle = asyncio.Event()  # set while nothing of ours is playing (the machine is IDLE)
         self._stt_ok = False  # the STT session is up and taking audio
-        self.stt: DeepgramSession | None = None
-        self.tts: CartesiaSession | None = None
+        self._early: list[bytes] | None = []  # the caller's audio while the STT connects (None: sent)
+        self.stt: STTSession | None = None
+        self.tts: TTSSession | None = None
         # Measurements (logged, and read by bench/media.py): caller frames from speech onset to a
         # clear (audio time), and the caller's utterance → the reply's first TTS request.
         self._frames = 0
@@ -154,7 +160,7 @@ class CascadingCall:
         self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
         self.ending = CallEnding(
             voice=self,
-            carrier=CarrierRest(self.http, interface, self.call_id, self.credentials, self.public_url),
+            carrier=CarrierRest(self.http, interface, self.call_id, self.credentials, self.settings),
             tasks=self.tasks,
             phrases=self.phrases,
             telemetry=self.telemetry,
@@ -199,10 +205,13 @@ class CascadingCall:
         except CallkitError as error:
             self.telemetry.error("speech recognition unavailable at call start", reason=type(error).__name__)
             self.telemetry.count("ProviderFailures")
-            self._stt_ok = False
+            self._early = None
             self.ending.trigger(Failed("stt", voice_works=True))
             return
+        early, self._early = self._early or [], None
         self._stt_ok = True
+        for audio in early:  # what the caller said while we connected is not lost
+            await self._send_to_stt(audio)
         self.tasks.spawn(self._transcripts(self.stt), name="transcripts")
         if self.admitted.interface.welcome_message:
             self._start_fixed(self.admitted.interface.welcome_message, kind="welcome")
@@ -236,6 +245,10 @@ class CascadingCall:
         self.ending.trigger(CallerHungUp())
 
     async def _send_to_stt(self, audio: bytes) -> None:
+        if self._early is not None:  # still connecting: hold it (at most EARLY_FRAMES)
+            if len(self._early) < EARLY_FRAMES:
+                self._early.append(audio)
+            return
         if not self._stt_ok or self.stt is None:
             return
         try:
@@ -246,8 +259,8 @@ class CascadingCall:
             self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("stt", voice_works=True))
 
-    async def _transcripts(self, stt: DeepgramSession) -> None:
-        from callkit.stt.deepgram_protocol import Interim, Utterance
+    async def _transcripts(self, stt: STTSession) -> None:
+        from callkit.stt.events import Interim, Utterance
 
         try:
             async for event in stt.events():
@@ -451,7 +464,7 @@ class CascadingCall:
     async def _play(
         self,
         turn: _Turn,
-        reply: CartesiaReply,
+        reply: TTSReply,
         started: float,
         sent_chars: list[int],
         text_done: asyncio.Event,

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
+    from callkit.settings import Settings
     from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import Pipeline
@@ -25,11 +26,12 @@ def pipeline_for(
     telemetry: Telemetry,
     credentials: Credentials,
     http: HTTPClient,
-    public_url: str = "",
+    settings: Settings,
 ) -> Pipeline | None:
     """The pipeline that holds the call: ``CascadingCall`` or ``RealtimeCall``.
 
-    ``public_url`` is the webhook's public base URL (Plivo fetches a transfer's ``<Dial>`` there).
+    ``settings`` give the carriers' API URLs and the webhook's public base URL (Plivo fetches a
+    transfer's ``<Dial>`` there).
     """
     if admitted.interface.pipeline == "cascading":
         from callkit.stream.cascading import CascadingCall
@@ -40,12 +42,12 @@ def pipeline_for(
             telemetry=telemetry,
             credentials=credentials,
             http=http,
-            public_url=public_url,
+            settings=settings,
         )
     if admitted.interface.pipeline == "realtime":
         from callkit.stream.realtime import RealtimeCall
 
         return RealtimeCall(
-            store=store, telemetry=telemetry, credentials=credentials, http=http, public_url=public_url
+            store=store, telemetry=telemetry, credentials=credentials, http=http, settings=settings
         )
     return None

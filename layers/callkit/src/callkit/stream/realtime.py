@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from callkit.net.http1 import HTTPClient
     from callkit.realtime.openai_protocol import FunctionCall, ResponseDone
     from callkit.realtime.openai_session import OpenAIRealtimeSession
+    from callkit.settings import Settings
     from callkit.store._base import TurnKind
     from callkit.store.aio import AsyncStore
     from callkit.stream.admission import Admitted
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
+#: Caller frames held while the session connects (10 s of 20-ms frames).
+EARLY_FRAMES: Final = 500
 #: After the audio sent should have finished playing, a mark still missing is taken as lost.
 MARK_GRACE_SECONDS: Final = 1.5
 #: The model's closing words may take their spoken length (about 65 ms a character) plus this.
@@ -87,11 +90,11 @@ class RealtimeCall:
         telemetry: Telemetry,
         credentials: Credentials,
         http: HTTPClient,
-        public_url: str = "",
+        settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self.public_url = public_url  # where Plivo fetches the apology when the session fails
+        self.settings = settings  # the carriers' API URLs; the public URL Plivo fetches XML from
         self.store = store
         self.telemetry = telemetry
         self.credentials = credentials
@@ -112,6 +115,7 @@ class RealtimeCall:
         self._last_status = "completed"
         self._closing = False  # our closing words are playing: no barge-in, no new tools
         self._session_ok = False  # the Realtime session is up
+        self._early: list[bytes] | None = []  # the caller's audio while the session connects (None: sent)
         self.session: OpenAIRealtimeSession  # made in _connect; used only while _session_ok
 
     async def run(self, admitted: Admitted, link: StreamLink) -> None:
@@ -125,9 +129,7 @@ class RealtimeCall:
         self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
         self.ending = CallEnding(
             voice=self,
-            carrier=CarrierRest(
-                self.http, interface, admitted.call.call_id, self.credentials, self.public_url
-            ),
+            carrier=CarrierRest(self.http, interface, admitted.call.call_id, self.credentials, self.settings),
             tasks=self.tasks,
             phrases=self.phrases,
             telemetry=self.telemetry,
@@ -153,7 +155,7 @@ class RealtimeCall:
     async def _connect(self) -> None:
         """Open the session; one that cannot be had (down, a key missing or refused) ends the call
         with the carrier speaking the apology."""
-        from callkit.realtime.openai_protocol import session_update
+        from callkit.realtime.openai_protocol import append_audio, session_update
         from callkit.realtime.openai_session import ResponseGate
 
         interface = self.admitted.interface
@@ -170,12 +172,16 @@ class RealtimeCall:
                 )
             )
         except CallkitError as error:
+            self._early = None
             self.telemetry.error("the realtime session failed", reason=type(error).__name__)
             self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("realtime", voice_works=False))
             return
         self.gate = ResponseGate(self.session)
         self._session_ok = True
+        early, self._early = self._early or [], None
+        if early:  # what the caller said while we connected is not lost
+            await self.session.send(append_audio(base64.b64encode(b"".join(early)).decode("ascii")))
         self.tasks.spawn(self._outbound(), name="outbound")
         if welcome := self.admitted.interface.welcome_message:
             self._new_turn("", kind="welcome")
@@ -194,7 +200,10 @@ class RealtimeCall:
 
         async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
-                if self._session_ok:
+                if self._early is not None:  # still connecting: hold it (at most EARLY_FRAMES)
+                    if len(self._early) < EARLY_FRAMES:
+                        self._early.append(event.audio)
+                elif self._session_ok:
                     with contextlib.suppress(ServiceError):  # a dropped session ends the call in _outbound
                         await self.session.send(append_audio(base64.b64encode(event.audio).decode("ascii")))
             elif isinstance(event, StreamMarkPlayed):

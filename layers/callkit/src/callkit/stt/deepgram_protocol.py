@@ -15,6 +15,7 @@ from typing import Final, Literal
 import msgspec
 
 from callkit.errors import MessageTooLargeError, ProtocolError, UnknownEventError
+from callkit.stt.events import Interim, SpeechStarted, STTEvent, Utterance
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -85,13 +86,6 @@ class UtteranceEnd:
     """No new word for ``utterance_end_ms`` after the word that ended at ``last_word_end`` (s)."""
 
     last_word_end: float
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
-    """Deepgram's VAD heard speech begin at ``timestamp`` (s). A hint only: may be a false positive."""
-
-    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,22 +385,6 @@ def classify_close(code: int | None, reason: str, *, close_stream_sent: bool) ->
 
 # --- assembling utterances (§1.5) ---------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class Interim:
-    """Non-empty interim text (``is_final: false``): a barge-in signal, never part of an utterance."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """One caller turn: the final pieces joined with spaces. Never empty."""
-
-    text: str
-
-
-STTEvent = Interim | Utterance | SpeechStarted
 
 _NOTHING: Final[tuple[STTEvent, ...]] = ()
 

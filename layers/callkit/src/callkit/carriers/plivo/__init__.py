@@ -15,6 +15,7 @@ from callkit.carriers.plivo.audio_stream import (
     encode_play_audio,
     encode_stream_event,
 )
+from callkit.carriers.plivo.rest import API_URL, hangup_request, say_and_hangup_request, transfer_request
 from callkit.carriers.plivo.signature import (
     SIGNATURE_HEADERS,
     compute_signature,
@@ -26,6 +27,7 @@ from callkit.carriers.plivo.webhooks import NAME, parse_incoming_call, parse_sta
 
 __all__ = [
     "ANSWER_CONTENT_TYPE",
+    "API_URL",
     "NAME",
     "SIGNATURE_HEADERS",
     "compute_signature",
@@ -35,10 +37,13 @@ __all__ = [
     "encode_mark",
     "encode_play_audio",
     "encode_stream_event",
+    "hangup_request",
     "parse_incoming_call",
     "parse_status_update",
     "render_answer",
+    "say_and_hangup_request",
     "signature_headers",
+    "transfer_request",
     "verify_request",
     "verify_websocket_handshake",
 ]

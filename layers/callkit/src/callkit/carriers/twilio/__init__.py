@@ -40,6 +40,7 @@ from callkit.carriers.twilio.relay import (
     encode_send_digits,
     encode_text,
 )
+from callkit.carriers.twilio.rest import API_URL, hangup_request, say_and_hangup_request, transfer_request
 from callkit.carriers.twilio.signature import (
     compute_signature,
     signature_headers,
@@ -56,6 +57,7 @@ ANSWER_CONTENT_TYPE: Final = "text/xml"
 
 __all__ = [
     "ANSWER_CONTENT_TYPE",
+    "API_URL",
     "NAME",
     "SIGNATURE_HEADERS",
     "RelayCommand",
@@ -86,11 +88,14 @@ __all__ = [
     "encode_send_digits",
     "encode_stream_event",
     "encode_text",
+    "hangup_request",
     "parse_incoming_call",
     "parse_relay_ended",
     "parse_status_update",
     "render_answer",
+    "say_and_hangup_request",
     "signature_headers",
+    "transfer_request",
     "verify_request",
     "verify_websocket_handshake",
 ]
