@@ -271,7 +271,7 @@ class Voice(Protocol):
 
 
 class CarrierActions(Protocol):
-    """The carrier's REST actions on this call (``callkit.stream.hangup``)."""
+    """The carrier's REST actions on this call (``callkit.call.carrier``)."""
 
     async def hang_up(self) -> None: ...
     async def transfer(self, to: str) -> None: ...

@@ -1,7 +1,7 @@
 """What the carriers' REST requests share (docs/protocols/twilio.md §6, docs/protocols/plivo.md §6).
 
 Each carrier builds its own requests in its ``rest`` module (same functions for Twilio and Plivo);
-``callkit.stream.hangup`` sends them. A call that is already over answers 404 on both APIs: that
+``callkit.call.carrier`` sends them. A call that is already over answers 404 on both APIs: that
 is success for a hang-up.
 """
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from callkit.actions import Action, Transfer
+from callkit.call.chunker import SpeechChunker
 from callkit.call.phrases import phrases_for
 from callkit.call.turns import TurnLog
 from callkit.carriers import twilio
@@ -45,7 +46,6 @@ from callkit.errors import (
     UnknownEventError,
 )
 from callkit.lifecycle import CallStatus
-from callkit.relay.chunker import SpeechChunker
 from callkit.relay.events import RelayInvocation, SocketEvent, TimerEvent, parse_event, relay_url_for
 from callkit.relay.history import build_history
 from callkit.store._base import TurnRecord

@@ -50,18 +50,16 @@ from callkit.bargein import (
     TruncateReply,
     deadline,
 )
-from callkit.call.bookkeeping import Bookkeeper
-from callkit.call.ending import AgentEnded, CallEnding, CallerHungUp, Failed, MaxDuration, TransferRequested
+from callkit.call.carrier import CarrierRest
+from callkit.call.chunker import SpeechChunker
+from callkit.call.core import CallCore, HeldAudio
+from callkit.call.ending import AgentEnded, CallerHungUp, Failed, TransferRequested
 from callkit.call.heard import History, cut_on_word
-from callkit.call.phrases import phrases_for
-from callkit.call.tasks import CallTasks
 from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamCleared, StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
 from callkit.conversation import Speech, run_turn
 from callkit.errors import CallkitError, ServiceError
 from callkit.llm.protocol import AssistantMessage, UserMessage
-from callkit.relay.chunker import SpeechChunker
-from callkit.stream.hangup import CarrierRest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -80,8 +78,6 @@ if TYPE_CHECKING:
 
 PIECE_BYTES: Final = 320  # 40 ms of μ-law 8 kHz: between the 20-50 ms a carrier plays smoothly
 MS_PER_CHAR: Final = 65.0  # speech rate used to place marks in the text (no word timings used yet)
-#: Caller frames held while the recogniser connects (10 s of 20-ms frames; a slower connect fails).
-EARLY_FRAMES: Final = 500
 #: Once a reply's text is all sent, its audio must keep coming: a TTS silent this long has stalled.
 TTS_STALL_SECONDS: Final = 4.0
 #: Our closing words may take their spoken length plus this before the carrier speaks them instead.
@@ -131,7 +127,7 @@ class CascadingCall:
         self._numbers = 0  # turn numbers: 0 is the welcome, then one per turn started
         self._idle = asyncio.Event()  # set while nothing of ours is playing (the machine is IDLE)
         self._stt_ok = False  # the STT session is up and taking audio
-        self._early: list[bytes] | None = []  # the caller's audio while the STT connects (None: sent)
+        self._held = HeldAudio()  # the caller's audio while the STT connects
         self.stt: STTSession | None = None
         self.tts: TTSSession | None = None
         # Measurements (logged, and read by bench/media.py): caller frames from speech onset to a
@@ -150,34 +146,30 @@ class CascadingCall:
         self.admitted, self.link = admitted, link
         interface = admitted.interface
         self.call_id = admitted.call.call_id
-        self.phrases = phrases_for(interface)
         self.carrier, self.stream_id = admitted.carrier, admitted.start.stream_id
         self.machine = BargeIn(
             BargeInPolicy.from_interface(interface.interruptible, interface.interrupt_sensitivity)
         )
         self._vad, self._decode = SpeechDetector(8000), decode_mulaw
-        self.tasks = CallTasks(self._task_failed)
-        self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
-        self.ending = CallEnding(
+        core = CallCore(
+            call=admitted.call,
+            interface=interface,
             voice=self,
             carrier=CarrierRest(self.http, interface, self.call_id, self.credentials, self.settings),
-            tasks=self.tasks,
-            phrases=self.phrases,
+            store=self.store,
             telemetry=self.telemetry,
+            wall=self._wall,
         )
+        self.tasks, self.books, self.ending, self.phrases = core.tasks, core.books, core.ending, core.phrases
         try:
             self.tasks.spawn(self._inbound(), name="inbound")
             self.tasks.spawn(self._ticks(), name="ticks")
-            self.tasks.spawn(
-                self._deadline(admitted.call.created_at + interface.max_call_duration_seconds),
-                name="deadline",
-            )
+            core.start()
             await self._connect()
             await self.ending.ended.wait()
         finally:
             await self._cancel_turn()  # the turn records itself as it stops
-            await self.books.flush()
-            await self.tasks.aclose()
+            await core.close()
             if self.stt is not None:
                 with contextlib.suppress(Exception):
                     await self.stt.close()
@@ -205,21 +197,15 @@ class CascadingCall:
         except CallkitError as error:
             self.telemetry.error("speech recognition unavailable at call start", reason=type(error).__name__)
             self.telemetry.count("ProviderFailures")
-            self._early = None
+            self._held.release()
             self.ending.trigger(Failed("stt", voice_works=True))
             return
-        early, self._early = self._early or [], None
         self._stt_ok = True
-        for audio in early:  # what the caller said while we connected is not lost
+        for audio in self._held.release():  # what the caller said while we connected is not lost
             await self._send_to_stt(audio)
         self.tasks.spawn(self._transcripts(self.stt), name="transcripts")
         if self.admitted.interface.welcome_message:
             self._start_fixed(self.admitted.interface.welcome_message, kind="welcome")
-
-    def _task_failed(self, name: str, error: BaseException) -> None:
-        self.telemetry.error("call task failed", task=name, reason=type(error).__name__)
-        self.telemetry.count("CallTaskFailures")
-        self.ending.trigger(Failed(f"{name} failed", voice_works=True))  # if not, the carrier speaks
 
     async def _inbound(self) -> None:
         from callkit.stream.server import carrier_events
@@ -245,9 +231,8 @@ class CascadingCall:
         self.ending.trigger(CallerHungUp())
 
     async def _send_to_stt(self, audio: bytes) -> None:
-        if self._early is not None:  # still connecting: hold it (at most EARLY_FRAMES)
-            if len(self._early) < EARLY_FRAMES:
-                self._early.append(audio)
+        if self._held.holding:  # still connecting
+            self._held.hold(audio)
             return
         if not self._stt_ok or self.stt is None:
             return
@@ -282,12 +267,6 @@ class CascadingCall:
             due = deadline(self.machine.state)
             await asyncio.sleep(0.1 if due is None else min(max(due - self._clock(), 0.0), 0.1))
             await self._act(Tick())
-
-    async def _deadline(self, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - self._wall()))
-        self.telemetry.info("call reached its maximum duration")
-        self.telemetry.count("MaxDurationReached")
-        self.ending.trigger(MaxDuration())
 
     # --- the barge-in machine and its actions --------------------------------------------------
 

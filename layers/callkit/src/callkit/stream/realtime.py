@@ -29,16 +29,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from callkit.actions import EndCall
-from callkit.call.bookkeeping import Bookkeeper
-from callkit.call.ending import AgentEnded, CallEnding, CallerHungUp, Failed, MaxDuration, TransferRequested
+from callkit.call.carrier import CarrierRest
+from callkit.call.core import CallCore, HeldAudio
+from callkit.call.ending import AgentEnded, CallerHungUp, Failed, TransferRequested
 from callkit.call.heard import heard_share
-from callkit.call.phrases import phrases_for
-from callkit.call.tasks import CallTasks
 from callkit.call.tools import run_tool
 from callkit.call.turns import TurnLog
 from callkit.carriers._types import StreamDtmf, StreamMarkPlayed, StreamMedia, StreamStopped
 from callkit.errors import CallkitError, ServiceError
-from callkit.stream.hangup import CarrierRest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,8 +53,6 @@ if TYPE_CHECKING:
     from callkit.switchboard import Credentials
     from callkit.telemetry import Telemetry
 
-#: Caller frames held while the session connects (10 s of 20-ms frames).
-EARLY_FRAMES: Final = 500
 #: After the audio sent should have finished playing, a mark still missing is taken as lost.
 MARK_GRACE_SECONDS: Final = 1.5
 #: The model's closing words may take their spoken length (about 65 ms a character) plus this.
@@ -115,7 +111,7 @@ class RealtimeCall:
         self._last_status = "completed"
         self._closing = False  # our closing words are playing: no barge-in, no new tools
         self._session_ok = False  # the Realtime session is up
-        self._early: list[bytes] | None = []  # the caller's audio while the session connects (None: sent)
+        self._held = HeldAudio()  # the caller's audio while the session connects
         self.session: OpenAIRealtimeSession  # made in _connect; used only while _session_ok
 
     async def run(self, admitted: Admitted, link: StreamLink) -> None:
@@ -124,29 +120,26 @@ class RealtimeCall:
         interface = admitted.interface
         assert interface.realtime is not None and interface.agent is not None  # CallInterface checks
         self.agent = interface.agent
-        self.phrases = phrases_for(interface)
-        self.tasks = CallTasks(self._task_failed)
-        self.books = Bookkeeper(self.store, self.tasks, self.telemetry)
-        self.ending = CallEnding(
+        core = CallCore(
+            call=admitted.call,
+            interface=interface,
             voice=self,
             carrier=CarrierRest(self.http, interface, admitted.call.call_id, self.credentials, self.settings),
-            tasks=self.tasks,
-            phrases=self.phrases,
+            store=self.store,
             telemetry=self.telemetry,
+            voice_tasks=("outbound",),  # the model's voice is its session
+            wall=self._wall,
         )
+        self.tasks, self.books, self.ending, self.phrases = core.tasks, core.books, core.ending, core.phrases
         self._played.set()
         try:
             self.tasks.spawn(self._inbound(), name="inbound")
-            self.tasks.spawn(
-                self._deadline(admitted.call.created_at + interface.max_call_duration_seconds),
-                name="deadline",
-            )
+            core.start()
             await self._connect()
             await self.ending.ended.wait()
         finally:
             self._save_turn()
-            await self.books.flush()
-            await self.tasks.aclose()
+            await core.close()
             if hasattr(self, "session"):
                 with contextlib.suppress(Exception):
                     await self.session.close()
@@ -172,25 +165,19 @@ class RealtimeCall:
                 )
             )
         except CallkitError as error:
-            self._early = None
+            self._held.release()
             self.telemetry.error("the realtime session failed", reason=type(error).__name__)
             self.telemetry.count("ProviderFailures")
             self.ending.trigger(Failed("realtime", voice_works=False))
             return
         self.gate = ResponseGate(self.session)
         self._session_ok = True
-        early, self._early = self._early or [], None
-        if early:  # what the caller said while we connected is not lost
+        if early := self._held.release():  # what the caller said while we connected is not lost
             await self.session.send(append_audio(base64.b64encode(b"".join(early)).decode("ascii")))
         self.tasks.spawn(self._outbound(), name="outbound")
         if welcome := self.admitted.interface.welcome_message:
             self._new_turn("", kind="welcome")
             await self.gate.request(instructions=f'Greet the caller by saying exactly: "{welcome}"')
-
-    def _task_failed(self, name: str, error: BaseException) -> None:
-        self.telemetry.error("call task failed", task=name, reason=type(error).__name__)
-        self.telemetry.count("CallTaskFailures")
-        self.ending.trigger(Failed(f"{name} failed", voice_works=name != "outbound"))
 
     # --- caller → model -----------------------------------------------------------------------
 
@@ -200,9 +187,8 @@ class RealtimeCall:
 
         async for event in carrier_events(self.link, self.carrier, self.telemetry):
             if isinstance(event, StreamMedia):
-                if self._early is not None:  # still connecting: hold it (at most EARLY_FRAMES)
-                    if len(self._early) < EARLY_FRAMES:
-                        self._early.append(event.audio)
+                if self._held.holding:  # still connecting
+                    self._held.hold(event.audio)
                 elif self._session_ok:
                     with contextlib.suppress(ServiceError):  # a dropped session ends the call in _outbound
                         await self.session.send(append_audio(base64.b64encode(event.audio).decode("ascii")))
@@ -424,12 +410,6 @@ class RealtimeCall:
         )
         if heard is not None:
             self.books.record_heard(self.admitted.call.call_id, turn.log.number, heard)
-
-    async def _deadline(self, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - self._wall()))
-        self.telemetry.info("call reached its maximum duration")
-        self.telemetry.count("MaxDurationReached")
-        self.ending.trigger(MaxDuration())
 
     async def _send(self, text: str) -> None:
         with contextlib.suppress(Exception):

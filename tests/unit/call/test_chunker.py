@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callkit.relay.chunker import SpeechChunker
+from callkit.call.chunker import SpeechChunker
 
 REPLY = (
     "Sure, let me check that for you. Order 1001 shipped on Monday, and it arrives tomorrow. Anything else?"
