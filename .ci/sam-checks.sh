@@ -2,6 +2,10 @@
 # Offline checks of the SAM application: no AWS credentials, no Docker, only the package index.
 #
 #   1. cfn-lint template.yaml
+#   1b. checkov on the template once per deployment shape (.ci/template_variants.py: checkov
+#      evaluates Conditions with the parameters' defaults), settings and class-wide skips in
+#      .ci/checkov.yaml, per-resource skips in the template's Metadata; run by uvx (installs
+#      itself into uv's cache on first use; --skip-download: no calls to the Prisma Cloud API)
 #   2. sam validate --lint
 #   3. sam validate without lint (the real SAM transform, as CloudFormation runs it), then cfn-lint
 #      on the transformed template. Steps 1-2 check the SAM template as written and miss errors
@@ -13,11 +17,14 @@
 #      every COPY source exists and gets through .dockerignore; the task definition agrees (port,
 #      health check, stop timeout); and the locked dependencies the image installs all have
 #      linux/arm64 wheels (uv resolves the export for aarch64 without building anything).
-#   5. sam build (no container; needs a CPython 3.12 on PATH), then the artifacts: the layer has
-#      callkit and the webhook extra, compiled for the template's architecture, without boto3; the
-#      functions (webhook, relay) have no virtualenv, tests or caches.
+#   5. sam build (no container; needs a CPython 3.12 on PATH) for ARCHITECTURE (the template's
+#      Architecture parameter), then the artifacts: the layer has callkit and the webhook extra,
+#      compiled for that architecture, without boto3; the functions (webhook, relay) have no
+#      virtualenv, tests or caches.
 #
 # Environment: CFN_LINT (default "uv run cfn-lint"), SAM (default "sam"), UV (default "uv"),
+# UV_RUN (default "uv run --frozen --no-sync"), CHECKOV (default: a pinned checkov through uvx),
+# ARCHITECTURE (arm64 or x86_64, default arm64),
 # PYTHON312 (a python3.12 executable; default: the first found on PATH, then under pyenv),
 # AWS_REGION (for the transform only; default us-east-1).
 set -euo pipefail
@@ -27,6 +34,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 read -r -a cfn_lint <<<"${CFN_LINT:-uv run cfn-lint}"
 read -r -a sam <<<"${SAM:-sam}"
 read -r -a uv <<<"${UV:-uv}"
+read -r -a uv_run <<<"${UV_RUN:-uv run --frozen --no-sync}"
+read -r -a checkov <<<"${CHECKOV:-uvx --quiet --from checkov==3.3.30 checkov}"
+architecture=${ARCHITECTURE:-arm64}
+case "$architecture" in
+    arm64) lambda_arch=aarch64 ;;
+    x86_64) lambda_arch=x86_64 ;;
+    *) printf 'sam-checks: ARCHITECTURE must be arm64 or x86_64 (got %s)\n' "$architecture" >&2; exit 2 ;;
+esac
 export SAM_CLI_TELEMETRY=0  # offline: no telemetry calls
 
 step() { printf '\n== %s\n' "$*"; }
@@ -53,6 +68,10 @@ trap 'rm -rf "$workdir"' EXIT
 
 step "cfn-lint template.yaml"
 "${cfn_lint[@]}" template.yaml
+
+step "checkov (one template per deployment shape)"
+"${uv_run[@]}" python .ci/template_variants.py template.yaml "$workdir/variants"
+"${checkov[@]}" --config-file .ci/checkov.yaml --directory "$workdir/variants"
 
 step "sam validate --lint"
 "${sam[@]}" validate --lint --template-file template.yaml
@@ -257,15 +276,16 @@ UV_PYTHON_DOWNLOADS=never "${uv[@]}" pip install --dry-run --quiet --no-build --
     --target "$workdir/image-target" -r "$workdir/image-requirements.txt"
 echo "image dependencies: $(grep -c '^[a-z0-9]' "$workdir/image-requirements.txt") locked packages, all with linux/arm64 wheels"
 
-step "sam build"
+step "sam build ($architecture)"
 export PATH="$(dirname "$python312"):$PATH"
 echo "using $python312 ($("$python312" --version))"
 started=$SECONDS
-"${sam[@]}" build --template-file template.yaml
+# SAM resolves the layer's BuildArchitecture from the parameter but cannot pass it to make.
+LAMBDA_ARCH=$lambda_arch "${sam[@]}" build --template-file template.yaml --parameter-overrides "Architecture=$architecture"
 echo "sam build took $((SECONDS - started)) s"
 
 step "build artifacts"
-"$python312" - template.yaml .aws-sam/build <<'PY'
+"$python312" - template.yaml .aws-sam/build "$architecture" <<'PY'
 """Check the built layer and function against the template's contract."""
 
 import re
@@ -275,10 +295,9 @@ from pathlib import Path
 template, build = Path(sys.argv[1]).read_text(), Path(sys.argv[2])
 errors: list[str] = []
 
-match = re.search(r"^\s+BuildArchitecture:\s*(\S+)", template, re.MULTILINE)
-if not match:
-    sys.exit("template.yaml: CallkitLayer has no Metadata.BuildArchitecture")
-arch = match.group(1)
+if not re.search(r"^\s+BuildArchitecture:\s*!Ref Architecture\s*$", template, re.MULTILINE):
+    sys.exit("template.yaml: CallkitLayer's Metadata.BuildArchitecture must be !Ref Architecture")
+arch = sys.argv[3]
 elf_machine = {"arm64": 0xB7, "x86_64": 0x3E}[arch]
 
 layer = build / "CallkitLayer" / "python"
