@@ -187,15 +187,15 @@ async def overhead(store: CallStore, calls: int, prompts: int) -> list[float]:
 def moto_store() -> tuple[CallStore, Any]:
     from moto.server import ThreadedMotoServer
 
-    from callkit.aws.dynamodb import DynamoDBClient
+    from callkit.aws_clients import LAMBDA_POLICY, AwsClients
     from callkit.store import DynamoDBCallStore, create_table
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
-    create_table(client, "calls")  # type: ignore[arg-type]
-    return DynamoDBCallStore("calls", client), server  # type: ignore[arg-type]
+    client = AwsClients(LAMBDA_POLICY).client("dynamodb", endpoint_url=f"http://{host}:{port}")
+    create_table(client, "calls")
+    return DynamoDBCallStore("calls", client), server
 
 
 def main() -> None:
