@@ -4,10 +4,16 @@ FastAPI + Mangum + Powertools Logger, Metrics and Tracer + boto3, all imported e
 level, a DynamoDB ``Table`` resource, form parsing through FastAPI ``Form`` parameters
 (python-multipart) and the official twilio ``RequestValidator``. It does the same work per request
 as callkit's handler: check the signature, store the call, answer with TwiML.
+
+Secrets as deployed (bench/_coldpath.py): with ``TWILIO_AUTH_TOKEN_PARAM`` the auth token is read
+from SSM, and with ``CALLKIT_TOKEN_KEY_SECRET`` the stream-token key from Secrets Manager, through
+Powertools Parameters on first use (cached), the usual way; else from ``TWILIO_AUTH_TOKEN``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from typing import Annotated
 
@@ -15,6 +21,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
 from fastapi import FastAPI, Form, Request, Response
 from mangum import Mangum
 from twilio.request_validator import RequestValidator
@@ -23,7 +30,8 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 table = boto3.resource("dynamodb").Table(os.environ.get("CALLKIT_TABLE") or "calls")
-validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
+AUTH_TOKEN_PARAM = os.environ.get("TWILIO_AUTH_TOKEN_PARAM", "")
+TOKEN_KEY_SECRET = os.environ.get("CALLKIT_TOKEN_KEY_SECRET", "")
 PUBLIC_URL = os.environ["CALLKIT_PUBLIC_URL"]
 MEMORY: dict[str, str] = {}  # the baseline's "in-memory store" for the warm measurement
 
@@ -39,14 +47,22 @@ async def incoming(
 ) -> Response:
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
-    if not validator.validate(
+    auth_token = (
+        str(parameters.get_parameter(AUTH_TOKEN_PARAM, decrypt=True))
+        if AUTH_TOKEN_PARAM
+        else os.environ["TWILIO_AUTH_TOKEN"]
+    )
+    if not RequestValidator(auth_token).validate(
         f"{PUBLIC_URL}{request.url.path}", params, request.headers.get("x-twilio-signature", "")
     ):
         return Response("forbidden", status_code=403)
     logger.append_keys(call_sid=CallSid)
+    key = str(parameters.get_secret(TOKEN_KEY_SECRET)) if TOKEN_KEY_SECRET else "local-key"
+    token = hmac.new(key.encode(), CallSid.encode(), hashlib.sha256).hexdigest()
     twiml = (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
-        f'<Stream url="wss://media.example.com/call/stream"><Parameter name="call" value="{CallSid}"/></Stream>'
+        f'<Stream url="wss://media.example.com/call/stream"><Parameter name="call" value="{CallSid}"/>'
+        f'<Parameter name="token" value="{token}"/></Stream>'
         "</Connect></Response>"
     )
     if os.environ.get("CALLKIT_TABLE"):

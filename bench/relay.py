@@ -1,9 +1,14 @@
 """Benchmark: the relay Lambda's cold init and its per-prompt overhead.
 
-    uv run python bench/relay.py [--runs 7] [--calls 50] [--prompts 10]
+    uv run python bench/relay.py [--runs 9] [--calls 50] [--prompts 10] [--handwritten DIR]
 
-Cold init: a fresh interpreter per run imports ``functions/relay/app.py`` with the deployed
-environment (table, relay URL, scheduler), timed around the import; median of ``--runs``.
+Cold path as deployed (bench/_coldpath.py): a fresh interpreter per sample imports
+``functions/relay/app.py`` and serves the call's ``$connect`` (a cold start lands there: the first
+event of a call): the ConversationRelay signature checked with the auth token from SSM, the
+connection attached to the call item in DynamoDB, the end-of-call schedule created in EventBridge
+Scheduler, all on a moto server; credentials as Lambda gives them, and SnapStart-style (only the
+first request after the restore timed). Medians of ``--runs``. ``--handwritten DIR``: the same
+for an export of the tree before botocore (see bench/webhook.py).
 
 Per-prompt overhead: ``prompt`` event in → first ``text`` frame handed to ``@connections``, through
 ``RelayHandler.handle`` with a zero-latency in-process model (it streams its reply at once), so
@@ -20,8 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -31,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _coldpath  # noqa: E402
 from _stats import percentile  # noqa: E402
 
 from callkit.agent import Agent  # noqa: E402
@@ -68,12 +72,6 @@ ENV = {
     "PYTHONPATH": str(ROOT / "functions"),
     "PYTHONWARNINGS": "ignore",
 }
-COLD_CHILD = """
-import time
-t = time.perf_counter()
-import relay.app
-print((time.perf_counter() - t) * 1000)
-"""
 
 
 class InstantModel:
@@ -102,19 +100,72 @@ class FirstFrameClock:
         return None
 
 
-def cold(runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        result = subprocess.run(
-            [sys.executable, "-c", COLD_CHILD],
-            env={**os.environ, **ENV},
-            capture_output=True,
-            text=True,
-            check=False,
+def connect_event(call_id: str, connection_id: str) -> dict[str, Any]:
+    """``$connect`` for ``call_id`` on a new connection, signed as Twilio signs the upgrade."""
+    from callkit.relay.events import relay_url_for
+    from callkit.testing import TEST_TWILIO_AUTH_TOKEN
+    from callkit.testing.events import build_relay_events
+
+    event = build_relay_events()["relay-connect.json"]
+    url = relay_url_for(RELAY_URL, call_id)
+    signature = twilio.signature_headers(TEST_TWILIO_AUTH_TOKEN, "GET", url, None)
+    event["headers"] |= signature
+    event["multiValueHeaders"] |= {k: [v] for k, v in signature.items()}
+    event["headers"]["Host"] = event["requestContext"]["domainName"] = RELAY_URL.split("/")[2]
+    event["queryStringParameters"] = {"call": call_id}
+    event["multiValueQueryStringParameters"] = {"call": [call_id]}
+    event["requestContext"]["connectionId"] = connection_id
+    return event
+
+
+def managed_call(call_id: str) -> CallRecord:
+    now = time.time()
+    return CallRecord(
+        call_id,
+        "twilio",
+        "managed",
+        CallStatus.RINGING,
+        "+14155550100",
+        "+15551234567",
+        "AC1",
+        "<Response/>",
+        now,
+        now,
+        int(now) + 3600,
+    )
+
+
+def cold_path(runs: int, handwritten: Path | None) -> _coldpath.Samples:
+    """``{mode: {handler: [{"import_ms", "first_ms"}, ...]}}`` for modes ``lambda`` and ``snapstart``."""
+    import botocore.session
+
+    from callkit.store import DynamoDBCallStore
+
+    handlers = {"callkit": str(ROOT / "functions")}
+    if handwritten is not None:
+        handlers["handwritten"] = os.pathsep.join(
+            [str(handwritten / "layers" / "callkit" / "src"), str(handwritten / "functions")]
         )
-        if result.returncode != 0:
-            raise SystemExit(f"cold child failed:\n{result.stderr[-2000:]}")
-        samples.append(float(result.stdout.strip().splitlines()[-1]))
+    samples: _coldpath.Samples = {m: {h: [] for h in handlers} for m in ("lambda", "snapstart")}
+    with _coldpath.deployed_aws(scheduler_group=ENV["CALLKIT_SCHEDULER_GROUP"]) as (
+        endpoint,
+        credentials_url,
+    ):
+        session = botocore.session.get_session()
+        session.set_credentials("bench", "bench")
+        client = session.create_client("dynamodb", region_name=_coldpath.REGION, endpoint_url=endpoint)
+        store = DynamoDBCallStore(_coldpath.TABLE, client)  # type: ignore[arg-type]
+        n = 0
+        for _ in range(runs):
+            for mode, by_handler in samples.items():
+                for name, path in handlers.items():
+                    n += 1
+                    call_id = f"CAc01d{n:028x}"  # apart from the overhead run's ids (moto is per process)
+                    store.create_call(managed_call(call_id))
+                    env = _coldpath.base_env() | {k: v for k, v in ENV.items() if not k.startswith("AWS_")}
+                    env |= _coldpath.aws_env(mode, endpoint, credentials_url) | {"PYTHONPATH": path}
+                    event = connect_event(call_id, f"cold{n}=")
+                    by_handler[name].append(_coldpath.sample("relay.app", event, env))
     return samples
 
 
@@ -187,15 +238,15 @@ async def overhead(store: CallStore, calls: int, prompts: int) -> list[float]:
 def moto_store() -> tuple[CallStore, Any]:
     from moto.server import ThreadedMotoServer
 
-    from callkit.aws.dynamodb import DynamoDBClient
+    from callkit.aws_clients import LAMBDA_POLICY, AwsClients
     from callkit.store import DynamoDBCallStore, create_table
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
-    create_table(client, "calls")  # type: ignore[arg-type]
-    return DynamoDBCallStore("calls", client), server  # type: ignore[arg-type]
+    client = AwsClients(LAMBDA_POLICY).client("dynamodb", endpoint_url=f"http://{host}:{port}")
+    create_table(client, "calls")
+    return DynamoDBCallStore("calls", client), server
 
 
 def main() -> None:
@@ -205,13 +256,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--prompts", type=int, default=10)
+    parser.add_argument("--handwritten", type=Path, default=None, help="tree with callkit's own AWS client")
     args = parser.parse_args()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         os.environ.setdefault(name, ENV[name])
-    cold_ms = cold(args.runs)
+    cold = cold_path(args.runs, args.handwritten)
     from callkit.store.memory import MemoryCallStore
 
     memory_ms = asyncio.run(overhead(MemoryCallStore(), args.calls, args.prompts))
@@ -224,16 +276,21 @@ def main() -> None:
     def stats(values: list[float]) -> dict[str, float]:
         return {q: round(percentile(values, p), 2) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
 
+    cold_figures = _coldpath.figures(cold)
     result = {
-        "cold_init_ms": round(statistics.median(cold_ms), 1),
-        "cold_samples_ms": [round(x, 1) for x in cold_ms],
+        "cold_path_ms": cold_figures,
         "overhead_memory_ms": stats(memory_ms),
         "overhead_moto_dynamodb_ms": stats(moto_ms),
         "prompts": {"memory": len(memory_ms), "moto": len(moto_ms)},
     }
-    print(
-        f"relay cold init, median of {args.runs}: {result['cold_init_ms']} ms  (target <= 250)  {result['cold_samples_ms']}"
-    )
+    print(f"relay cold path as deployed ($connect; auth token in SSM, moto), medians of {args.runs} (ms):")
+    for mode, by_handler in cold_figures.items():
+        what = "import + first request" if mode == "lambda" else "first request after restore"
+        print(f"  {mode} ({what}):")
+        for name, f in by_handler.items():
+            print(
+                f"    {name:12s} {f['cold_ms']:8.1f}   (import {f['import_ms']:.1f}, first request {f['first_request_ms']:.1f})"
+            )
     print(
         f"prompt in -> first text frame, in-memory store, {len(memory_ms)} prompts: {result['overhead_memory_ms']}  (target p50 <= 15 ms)"
     )

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from callkit.app_loader import build_store, load_interfaces
+from callkit.app_loader import build_secrets, build_store, load_interfaces
+from callkit.aws_clients import MEDIA_SERVER_POLICY, AwsClients
 from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.net.http1 import HTTPClient
 from callkit.settings import Settings
@@ -63,7 +64,9 @@ class DrainingServer(uvicorn.Server):
 async def serve() -> None:
     settings = Settings.from_env()
     interfaces = load_interfaces(settings.app)
-    store = AsyncStore(build_store(settings))  # every store call off the event loop
+    # botocore's attempts fit in one AsyncStore attempt (callkit.aws_clients.MEDIA_SERVER_POLICY).
+    aws = AwsClients(MEDIA_SERVER_POLICY)
+    store = AsyncStore(build_store(settings, aws))  # every store call off the event loop
     telemetry = MediaTelemetry.from_env()
     coordinator = DrainCoordinator.from_env()
     models: dict[int, ChatModel] = {}
@@ -80,7 +83,7 @@ async def serve() -> None:
             settings=settings,
             store=store,
             telemetry=telemetry,
-            credentials=Credentials(settings),
+            credentials=Credentials(settings, build_secrets(settings, aws)),
             http=http,
             model_for=model_for,
             coordinator=coordinator,

@@ -1,9 +1,10 @@
 """Relay Lambda: Twilio ConversationRelay sessions on the API Gateway WebSocket API.
 
-No FastAPI, no numpy, no boto3: API Gateway WebSocket events go straight to ``RelayHandler``;
-DynamoDB, ``@connections`` and EventBridge Scheduler are reached with callkit's SigV4 clients and
-the model with its small HTTP/1.1 client. Everything is built at import, once per execution
-environment; the event loop is kept across invocations so HTTP keep-alive connections survive.
+No FastAPI, no numpy: API Gateway WebSocket events go straight to ``RelayHandler``; DynamoDB,
+``@connections``, EventBridge Scheduler and SSM through botocore clients (``callkit.aws_clients``),
+the model through callkit's small HTTP/1.1 client. Everything, clients included, is built at
+import, once per execution environment (and so inside a SnapStart snapshot); the event loop is kept
+across invocations so HTTP keep-alive connections survive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from callkit.app_loader import build_store, load_interfaces
+from callkit.app_loader import build_secrets, build_store, load_interfaces
+from callkit.aws_clients import LAMBDA_POLICY, AwsClients
 from callkit.relay.deploy import build_relay
 from callkit.settings import Settings
 from callkit.telemetry import PowertoolsTelemetry
@@ -21,11 +23,14 @@ from callkit.telemetry import PowertoolsTelemetry
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
+aws = AwsClients(LAMBDA_POLICY)
 relay = build_relay(
     load_interfaces(settings.app),
     settings=settings,
-    store=build_store(settings),
+    store=build_store(settings, aws),
     telemetry=PowertoolsTelemetry(logger, metrics),
+    aws=aws,
+    secrets=build_secrets(settings, aws),
 )
 loop = asyncio.new_event_loop()
 

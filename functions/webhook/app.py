@@ -1,9 +1,11 @@
 """Webhook Lambda: Twilio and Plivo incoming-call and status webhooks behind the HTTP API.
 
 Everything is built once per execution environment, at import (Mangum runs lifespan per
-invocation, so nothing expensive goes there: docs/aws.md §3). No X-Ray SDK (the heaviest import and
-not needed for a 2 ms handler), no pydantic models of our own, boto3's low-level DynamoDB client
-only when a table is configured.
+invocation, so nothing expensive goes there: docs/aws.md §3), clients included, so a SnapStart
+snapshot holds them and the first request only fetches its secrets. No X-Ray SDK (the heaviest
+import and not needed for a 2 ms handler), no pydantic models of our own; botocore's low-level
+clients (``callkit.aws_clients``): DynamoDB when a table is configured, SSM and Secrets Manager when
+a secret is named.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
-from callkit.app_loader import build_store, load_interfaces
+from callkit.app_loader import build_secrets, build_store, load_interfaces
+from callkit.aws_clients import LAMBDA_POLICY, AwsClients
 from callkit.http import create_webhook_app
 from callkit.settings import Settings
-from callkit.switchboard import Switchboard
+from callkit.switchboard import Credentials, Switchboard
 from callkit.telemetry import PowertoolsTelemetry
 
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
+aws = AwsClients(LAMBDA_POLICY)
 switchboard = Switchboard(
     load_interfaces(settings.app),
     settings=settings,
-    store=build_store(settings),
+    store=build_store(settings, aws),
     telemetry=PowertoolsTelemetry(logger, metrics),
+    credentials=Credentials(settings, build_secrets(settings, aws)),
 )
 # One request per invocation: the store's blocking calls need no thread pool here.
 app = create_webhook_app(switchboard, offload_blocking=False)

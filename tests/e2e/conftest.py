@@ -1,4 +1,4 @@
-"""End-to-end fixtures: DynamoDB on a moto server (what callkit's own client speaks to)."""
+"""End-to-end fixtures: DynamoDB on a moto server, reached over loopback HTTP by a botocore client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from callkit.aws.dynamodb import DynamoDBClient
+from callkit.aws_clients import AwsClients
 from callkit.store import DynamoDBCallStore, create_table
 from callkit.store._base import CallStore
 
@@ -28,7 +28,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallStore]:
     urllib.request.urlopen(
         urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=5
     ).close()
-    client = DynamoDBClient(region="us-east-1", endpoint_url=f"http://{host}:{port}")
-    create_table(client, "calls")  # type: ignore[arg-type]
-    yield DynamoDBCallStore("calls", client)  # type: ignore[arg-type]
+    client = AwsClients().client("dynamodb", endpoint_url=f"http://{host}:{port}")
+    create_table(client, "calls")
+    yield DynamoDBCallStore("calls", client)
     server.stop()

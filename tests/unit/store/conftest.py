@@ -1,7 +1,8 @@
 """Fixtures for the call store tests: a virtual clock and the stores.
 
-DynamoDB runs twice: boto3's client on moto's in-process mock, and callkit's own light client
-(``callkit.aws.dynamodb``, what the Lambda functions use) over HTTP to a moto server.
+DynamoDB runs twice: boto3's client on moto's in-process mock, and the client the deployed
+functions make (``callkit.aws_clients``: botocore, standard retries, callkit's timeouts) over
+loopback HTTP to a moto server.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from callkit.aws.dynamodb import DynamoDBClient as LightDynamoDBClient
+from callkit.aws_clients import AwsClients
 from callkit.store import CallStore, DynamoDBCallStore, MemoryCallStore, create_table
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class AtomicRequests:
     read-then-write in two requests: threads still interleave between requests.
     """
 
-    def __init__(self, client: DynamoDBClient | LightDynamoDBClient) -> None:
+    def __init__(self, client: DynamoDBClient) -> None:
         self._client = client
         self._lock = threading.Lock()
 
@@ -115,27 +116,27 @@ def moto_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def light_dynamodb_store(
+def served_dynamodb_store(
     aws_env: None, moto_server_url: str, clock: VirtualClock
 ) -> Iterator[DynamoDBCallStore]:
-    """The store on callkit's own client, credentials and region from the environment as on Lambda.
+    """The store on the deployed functions' client, credentials and region from the environment as on Lambda.
 
     A fresh table per test: the server outlives tests, and the in-process mock's resets also
     empty it.
     """
-    light = LightDynamoDBClient(endpoint_url=moto_server_url)
+    botocore_client: DynamoDBClient = AwsClients().client("dynamodb", endpoint_url=moto_server_url)
     table = f"{TABLE}-{uuid.uuid4().hex[:12]}"
-    assert create_table(light, table) is True  # type: ignore[arg-type]
-    client: DynamoDBClient = AtomicRequests(light)  # type: ignore[arg-type]
+    assert create_table(botocore_client, table) is True
+    client: DynamoDBClient = AtomicRequests(botocore_client)  # type: ignore[assignment]
     yield DynamoDBCallStore(table, client, now=clock)
-    light.close()
+    botocore_client.close()
 
 
-@pytest.fixture(params=["memory", "dynamodb", "dynamodb-light"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-served"])
 def store(request: pytest.FixtureRequest, clock: VirtualClock) -> CallStore:
-    """Each contract test runs once per implementation; ``dynamodb-light`` is over a moto server."""
+    """Each contract test runs once per implementation; ``dynamodb-served`` is over a moto server."""
     if request.param == "memory":
         return MemoryCallStore(now=clock)
-    name = "dynamodb_store" if request.param == "dynamodb" else "light_dynamodb_store"
+    name = "dynamodb_store" if request.param == "dynamodb" else "served_dynamodb_store"
     store: DynamoDBCallStore = request.getfixturevalue(name)
     return store

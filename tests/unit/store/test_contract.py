@@ -1,7 +1,7 @@
 """The CallStore contract: every test runs against MemoryCallStore and DynamoDBCallStore.
 
 DynamoDBCallStore runs twice (``conftest.store``): on boto3's client with moto's in-process mock,
-and on ``callkit.aws.dynamodb.DynamoDBClient`` over HTTP to a moto server.
+and on the deployed functions' botocore client (``callkit.aws_clients``) over HTTP to a moto server.
 """
 
 from __future__ import annotations

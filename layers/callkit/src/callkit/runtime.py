@@ -101,8 +101,13 @@ class AgentRuntime:
             # A per-process key is enough when this process both mints and verifies the tokens.
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )
-        self.store = store if store is not None else build_store(self.settings)
+        from callkit.aws_clients import MEDIA_SERVER_POLICY, AwsClients
         from callkit.store.aio import AsyncStore
+
+        # The stream side's store calls go through AsyncStore, as on the media server: same policy.
+        self.store = (
+            store if store is not None else build_store(self.settings, AwsClients(MEDIA_SERVER_POLICY))
+        )
 
         self.stream_store = AsyncStore(self.store)  # the stream side reaches the store off the loop
         self.telemetry = telemetry if telemetry is not None else StdlibTelemetry()

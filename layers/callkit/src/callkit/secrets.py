@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from callkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_ssm.client import SSMClient
+
+    from callkit.aws_clients import AwsClients
 
 DEFAULT_MAX_AGE_SECONDS = 300.0
 
@@ -32,18 +34,25 @@ class SecretRef:
 
 
 class SecretResolver:
-    """Fetches and caches secret values. Clients are made on first use (boto3 is imported then)."""
+    """Fetches and caches secret values.
+
+    Deployed functions pass the clients in, made at import (``app_loader.build_secrets``); a
+    client not passed is made from ``aws`` (a default ``AwsClients``) on first use, for local runs
+    and tests.
+    """
 
     def __init__(
         self,
         *,
         ssm: SSMClient | None = None,
         secretsmanager: SecretsManagerClient | None = None,
+        aws: AwsClients | None = None,
         max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ssm = ssm
         self._secretsmanager = secretsmanager
+        self._aws = aws
         self._max_age = max_age_seconds
         self._clock = clock
         self._cache: dict[SecretRef, tuple[float, str]] = {}
@@ -76,16 +85,19 @@ class SecretResolver:
             raise ConfigurationError(f"the {ref.kind} secret {ref.name!r} is empty")
         return value
 
+    def _clients(self) -> AwsClients:
+        if self._aws is None:
+            from callkit.aws_clients import AwsClients
+
+            self._aws = AwsClients()
+        return self._aws
+
     def _ssm_client(self) -> SSMClient:
         if self._ssm is None:
-            import boto3
-
-            self._ssm = boto3.client("ssm")
+            self._ssm = cast("SSMClient", self._clients().client("ssm"))
         return self._ssm
 
     def _secretsmanager_client(self) -> SecretsManagerClient:
         if self._secretsmanager is None:
-            import boto3
-
-            self._secretsmanager = boto3.client("secretsmanager")
+            self._secretsmanager = cast("SecretsManagerClient", self._clients().client("secretsmanager"))
         return self._secretsmanager

@@ -1,20 +1,24 @@
 """Sending frames to a caller's WebSocket: API Gateway ``@connections`` (docs/aws.md §1.4).
 
-The relay function answers ConversationRelay over ``POST {endpoint}/@connections/{id}``, signed
-with SigV4 for ``execute-api``. 410 Gone means the call's socket is closed: ``ConnectionGoneError``.
-``AgentRuntime`` substitutes a local stand-in that writes to the real WebSocket it holds.
+The relay function answers ConversationRelay with ``PostToConnection`` through botocore's
+``apigatewaymanagementapi`` client, whose endpoint is the API's own host and stage. ``GoneException``
+(410) means the call's socket is closed: ``ConnectionGoneError``. ``AgentRuntime`` substitutes a
+local stand-in that writes to the real WebSocket it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Protocol, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from callkit.errors import ConnectionGoneError, ServiceError
 
 if TYPE_CHECKING:
-    from callkit.aws._transport import Response, Transport
+    from mypy_boto3_apigatewaymanagementapi.client import ApiGatewayManagementApiClient
+
+    from callkit.aws_clients import AwsClients
 
 
 class Connections(Protocol):
@@ -27,64 +31,51 @@ class Connections(Protocol):
         ...
 
 
-def _retryable(response: Response) -> bool:
-    # 429: the client's buffer is full or a rate limit hit; 5xx: API Gateway's side.
-    return response.status == 429 or response.status >= 500
+def _gone(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "GoneException"
+
+
+def _service_error(action: str, exc: ClientError | BotoCoreError) -> ServiceError:
+    if isinstance(exc, BotoCoreError):  # no answer (timeouts, connection errors) after botocore's retries
+        return ServiceError(f"@connections {action} failed: {type(exc).__name__}", retryable=True)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = exc.response.get("Error", {}).get("Code", "")
+    # 429 LimitExceededException (the client's buffer is full, a rate limit) and 5xx are worth retrying.
+    return ServiceError(
+        f"@connections {action} failed: {code or status}", retryable=status == 429 or status >= 500
+    )
 
 
 class ApiGatewayConnections:
     """``@connections`` of one WebSocket API stage, e.g. ``https://abc.execute-api.us-east-1.amazonaws.com/prod``.
 
-    Requests run in a worker thread (the transport is ``http.client``) so the event loop keeps
-    reading the model's stream while a frame is on its way.
+    Requests run in a worker thread (botocore is blocking) so the event loop keeps reading the
+    model's stream while a frame is on its way.
     """
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, client: ApiGatewayManagementApiClient) -> None:
+        self._client = client
 
     @classmethod
-    def for_endpoint(cls, endpoint_url: str, *, region: str, timeout: float = 3.0) -> ApiGatewayConnections:
-        from callkit.aws._transport import Transport
-        from callkit.aws.credentials import DefaultCredentialsProvider
-
-        transport = Transport(
-            endpoint_url,
-            service="execute-api",
-            region=region,
-            credentials=DefaultCredentialsProvider(),
-            timeout=timeout,
-            max_attempts=3,
-        )
-        return cls(transport)
+    def for_endpoint(cls, endpoint_url: str, aws: AwsClients) -> ApiGatewayConnections:
+        client = aws.client("apigatewaymanagementapi", endpoint_url=endpoint_url)
+        return cls(cast("ApiGatewayManagementApiClient", client))
 
     async def post(self, connection_id: str, data: bytes) -> None:
-        response = await asyncio.to_thread(
-            self._transport.request,
-            "POST",
-            f"/@connections/{quote(connection_id, safe='')}",
-            headers={"Content-Type": "application/octet-stream"},
-            body=data,
-            retryable=_retryable,
-        )
-        self._check(response, "post")
+        try:
+            await asyncio.to_thread(self._client.post_to_connection, ConnectionId=connection_id, Data=data)
+        except ClientError as exc:
+            if _gone(exc):
+                raise ConnectionGoneError("the caller's connection is gone") from exc
+            raise _service_error("post", exc) from exc
+        except BotoCoreError as exc:
+            raise _service_error("post", exc) from exc
 
     async def close(self, connection_id: str) -> None:
-        response = await asyncio.to_thread(
-            self._transport.request,
-            "DELETE",
-            f"/@connections/{quote(connection_id, safe='')}",
-            headers={},
-            body=b"",
-            retryable=_retryable,
-        )
-        if response.status != 410:
-            self._check(response, "close")
-
-    @staticmethod
-    def _check(response: Response, action: str) -> None:
-        if response.status == 410:
-            raise ConnectionGoneError("the caller's connection is gone")
-        if response.status >= 300:
-            raise ServiceError(
-                f"@connections {action} failed with HTTP {response.status}", retryable=_retryable(response)
-            )
+        try:
+            await asyncio.to_thread(self._client.delete_connection, ConnectionId=connection_id)
+        except ClientError as exc:
+            if not _gone(exc):
+                raise _service_error("close", exc) from exc
+        except BotoCoreError as exc:
+            raise _service_error("close", exc) from exc

@@ -1,10 +1,10 @@
-"""Compose a deployed relay from settings: @connections, the scheduler timer and the model."""
+"""Compose a deployed relay from settings: @connections, the scheduler timer, the secrets and the model."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from callkit.errors import ConfigurationError
 from callkit.relay.handler import RelayHandler
@@ -12,6 +12,9 @@ from callkit.secrets import SecretRef, SecretResolver
 from callkit.switchboard import Credentials
 
 if TYPE_CHECKING:
+    from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
+
+    from callkit.aws_clients import AwsClients
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.relay.timer import CallTimer
@@ -58,44 +61,36 @@ class ModelFactory:
         return model
 
 
-def _region() -> str:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region:
-        raise ConfigurationError("no AWS region (AWS_REGION)")
-    return region
-
-
 def build_relay(
-    interfaces: Sequence[CallInterface], *, settings: Settings, store: CallStore, telemetry: Telemetry
+    interfaces: Sequence[CallInterface],
+    *,
+    settings: Settings,
+    store: CallStore,
+    telemetry: Telemetry,
+    aws: AwsClients,
+    secrets: SecretResolver,
 ) -> RelayHandler:
+    """The relay handler with its clients, all made now (at import on Lambda, before a SnapStart snapshot)."""
     from callkit.relay.connections import ApiGatewayConnections
 
-    region = _region()
-    # @connections lives on the same host and stage as the wss:// URL (docs/aws.md §1.4).
+    # @connections lives on the same host and stage as the wss:// URL (docs/aws.md §1.4); botocore
+    # still prefers AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI / AWS_ENDPOINT_URL when they are set.
     endpoint = (
         "https" + settings.relay_url.removeprefix("wss") if settings.relay_url.startswith("wss") else ""
     )
     if not endpoint:
         raise ConfigurationError("CALLKIT_RELAY_URL must be the wss:// URL of the WebSocket API stage")
-    secrets = SecretResolver()
+    endpoint = (
+        os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or endpoint
+    )
     timer: CallTimer | None = None
     if settings.scheduler_role_arn and settings.relay_function_arn:
-        from callkit.aws._transport import Transport
-        from callkit.aws.credentials import DefaultCredentialsProvider
         from callkit.relay.timer import SchedulerCallTimer
 
-        transport = Transport(
-            os.environ.get("AWS_ENDPOINT_URL_SCHEDULER")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or f"https://scheduler.{region}.amazonaws.com",
-            service="scheduler",
-            region=region,
-            credentials=DefaultCredentialsProvider(),
-            timeout=3.0,
-            max_attempts=3,
-        )
         timer = SchedulerCallTimer(
-            transport,
+            cast("EventBridgeSchedulerClient", aws.client("scheduler")),
             group=settings.scheduler_group or "default",
             target_arn=settings.relay_function_arn,
             role_arn=settings.scheduler_role_arn,
@@ -104,12 +99,7 @@ def build_relay(
         interfaces,
         settings=settings,
         store=store,
-        connections=ApiGatewayConnections.for_endpoint(
-            os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or endpoint,
-            region=region,
-        ),
+        connections=ApiGatewayConnections.for_endpoint(endpoint, aws),
         model_for=ModelFactory(settings, secrets),
         credentials=Credentials(settings, secrets),
         telemetry=telemetry,

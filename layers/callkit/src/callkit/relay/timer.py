@@ -12,14 +12,15 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from callkit.errors import ServiceError
 from callkit.relay.events import MAX_DURATION
 
 if TYPE_CHECKING:
-    from callkit.aws._transport import Response, Transport
+    from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
 
 
 class CallTimer(Protocol):
@@ -34,17 +35,21 @@ def schedule_name(call_id: str) -> str:
 
 
 class SchedulerCallTimer:
-    """EventBridge Scheduler ``CreateSchedule`` (REST-JSON, SigV4 service ``scheduler``)."""
+    """EventBridge Scheduler ``CreateSchedule`` through botocore's ``scheduler`` client."""
 
-    def __init__(self, transport: Transport, *, group: str, target_arn: str, role_arn: str) -> None:
-        self._transport = transport
+    def __init__(
+        self, client: EventBridgeSchedulerClient, *, group: str, target_arn: str, role_arn: str
+    ) -> None:
+        self._client = client
         self._group = group
         self._target_arn = target_arn
         self._role_arn = role_arn
 
-    def request_body(self, call_id: str, at: float) -> dict[str, object]:
+    def request(self, call_id: str, at: float) -> dict[str, Any]:
+        """``CreateSchedule``'s parameters: a one-off schedule that invokes the relay and deletes itself."""
         moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
         return {
+            "Name": schedule_name(call_id),
             "GroupName": self._group,
             "ScheduleExpression": f"at({moment})",
             "ScheduleExpressionTimezone": "UTC",
@@ -59,21 +64,18 @@ class SchedulerCallTimer:
         }
 
     async def schedule_end(self, call_id: str, at: float) -> None:
-        body = json.dumps(self.request_body(call_id, at)).encode()
-        response: Response = await asyncio.to_thread(
-            self._transport.request,
-            "POST",
-            f"/schedules/{quote(schedule_name(call_id), safe='')}",
-            headers={"Content-Type": "application/json"},
-            body=body,
-            retryable=lambda r: r.status == 429 or r.status >= 500,
-        )
-        if response.status == 409:  # ConflictException: already scheduled by an earlier attempt
-            return
-        if response.status >= 300:
+        try:
+            await asyncio.to_thread(lambda: self._client.create_schedule(**self.request(call_id, at)))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConflictException":
+                return  # already scheduled by an earlier attempt
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             raise ServiceError(
-                f"CreateSchedule failed with HTTP {response.status}", retryable=response.status >= 500
-            )
+                f"CreateSchedule failed: {exc.response.get('Error', {}).get('Code') or status}",
+                retryable=status == 429 or status >= 500,
+            ) from exc
+        except BotoCoreError as exc:
+            raise ServiceError(f"CreateSchedule failed: {type(exc).__name__}", retryable=True) from exc
 
 
 class LoopCallTimer:

@@ -325,8 +325,8 @@ class DynamoDBCallStore:
                             }
                         },
                     ],
-                    # boto3 fills this in itself, callkit's light client does not: with it, an attempt
-                    # retried after a lost answer is idempotent instead of failing on its own write.
+                    # botocore fills this in itself; explicit so that any client's retry of an attempt
+                    # whose answer was lost is idempotent instead of failing on its own write.
                     ClientRequestToken=str(uuid.uuid4()),
                 )
             except ClientError as exc:
