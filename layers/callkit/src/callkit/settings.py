@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from callkit._env import masked
 from callkit.errors import ConfigurationError
@@ -34,6 +34,8 @@ ENV_SCHEDULER_GROUP: Final = "CALLKIT_SCHEDULER_GROUP"
 ENV_SCHEDULER_ROLE_ARN: Final = "CALLKIT_SCHEDULER_ROLE_ARN"
 ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
 DEFAULT_APP: Final = "callkit_app:interfaces"
+#: Where ``AgentRuntime`` serves ConversationRelay when the relay URL is derived from the public URL.
+LOCAL_RELAY_PATH: Final = "/relay"
 #: Fields whose values are secrets: shown as ``'***'`` (set) or ``''`` in ``repr``.
 _SECRET_FIELDS: Final = frozenset({"token_key"})
 
@@ -49,6 +51,19 @@ def _base_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
             f"'{schemes[0]}://voice.example.com' (add the API stage path if it has one)"
         )
     return value.rstrip("/")
+
+
+def websocket_url(http_url: str, path: str = "") -> str:
+    """The WebSocket URL on the same host as a public base URL: ``https`` → ``wss``, ``http`` → ``ws``.
+
+    ``websocket_url("https://abcd.ngrok.app", "/relay") == "wss://abcd.ngrok.app/relay"``; a base
+    path (an API stage) is kept, the way a reverse proxy in front of the runtime maps it.
+    """
+    parts = urlsplit(http_url)
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ConfigurationError(f"{http_url!r} is not an http or https URL with a host")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, "", ""))
 
 
 @dataclass(frozen=True, slots=True, repr=False)
