@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from callkit.carriers import twilio
 from callkit.carriers.twilio import RelayCommand, RelayEnd, RelayText
@@ -63,6 +63,7 @@ class ConversationRelayCaller:
         to_number: str,
         auth_token: str,
         sign: bool = True,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         if answer.kind != "relay":
             raise ValueError(f"not a ConversationRelay answer: {answer.kind}")
@@ -83,6 +84,11 @@ class ConversationRelayCaller:
         )
         self._headers = twilio.signature_headers(auth_token, "GET", self.url, None) if sign else {}
         self._socket: ClientConnection | None = None
+        # Where the TCP connection goes when the URL's host is a name only the test knows (a
+        # reverse proxy playing a tunnel): the Host header and the signature keep the URL's name.
+        self._destination: dict[str, Any] = (
+            {"host": connect_to[0], "port": connect_to[1]} if connect_to else {}
+        )
         self._inbox: asyncio.Queue[RelayCommand | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.ended: RelayEnd | None = None
@@ -100,7 +106,9 @@ class ConversationRelayCaller:
         from websockets.exceptions import InvalidStatus
 
         try:
-            self._socket = await connect(self.url, additional_headers=self._headers, open_timeout=5)
+            self._socket = await connect(
+                self.url, additional_headers=self._headers, open_timeout=5, **self._destination
+            )
         except InvalidStatus as exc:
             raise RelayRefusedError(exc.response.status_code) from exc
         self._reader = asyncio.create_task(self._read())
