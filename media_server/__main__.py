@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from callkit import preflight
 from callkit.app_loader import build_store, load_interfaces
+from callkit.errors import PreflightError
 from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.net.http1 import HTTPClient
 from callkit.settings import Settings
@@ -63,6 +65,9 @@ class DrainingServer(uvicorn.Server):
 async def serve() -> None:
     settings = Settings.from_env()
     interfaces = load_interfaces(settings.app)
+    # Refuse to start rather than hold calls that would fail: ECS shows the task stopping, and the
+    # log says what is missing (callkit.preflight).
+    preflight.require(preflight.check(interfaces, settings, component="media"))
     store = AsyncStore(build_store(settings))  # every store call off the event loop
     telemetry = MediaTelemetry.from_env()
     coordinator = DrainCoordinator.from_env()
@@ -102,7 +107,11 @@ async def serve() -> None:
 
 def main() -> None:
     configure_logging(os.environ.get(ENV_LOG_LEVEL, "INFO"))
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except PreflightError as error:
+        log.error("%s", error)
+        raise SystemExit(1) from None
 
 
 main()

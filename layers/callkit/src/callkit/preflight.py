@@ -136,7 +136,8 @@ def _carrier(
             Problem(
                 subject,
                 env_token,
-                f"no auth token ({env_token} is not set): every webhook would be refused with 403",
+                f"no auth token ({env_token} is not set): the carrier's signatures cannot be checked, "
+                "so every call would be refused",
                 f"export {env_token}=… ({where}), pass auth_token=, or name its SSM parameter in {param}",
             )
         )

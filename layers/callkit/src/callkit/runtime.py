@@ -31,7 +31,7 @@ from callkit.relay.events import MAX_DURATION
 from callkit.relay.handler import RelayHandler
 from callkit.relay.local import LocalConnections
 from callkit.relay.timer import LoopCallTimer
-from callkit.settings import LOCAL_RELAY_PATH, Settings, websocket_url
+from callkit.settings import LOCAL_RELAY_PATH, Settings, served_from
 from callkit.switchboard import Switchboard
 from callkit.telemetry import StdlibTelemetry, Telemetry, console_logging
 
@@ -101,13 +101,8 @@ class AgentRuntime:
         base = settings or Settings.from_env()
         # One public URL gives all three (docs/architecture.md §2.2): behind a tunnel the carrier
         # must reach the relay and the media stream through it too, never 127.0.0.1.
-        public = dataclasses.replace(
-            base, public_url=public_url or base.public_url or f"http://{local_host}:{self.port}"
-        )
         self.settings = dataclasses.replace(
-            public,
-            media_url=base.media_url or websocket_url(public.public_url),
-            relay_url=base.relay_url or websocket_url(public.public_url, LOCAL_RELAY_PATH),
+            served_from(base, public_url or base.public_url or f"http://{local_host}:{self.port}"),
             # A per-process key is enough when this process both mints and verifies the tokens.
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )

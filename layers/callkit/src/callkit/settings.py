@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -149,3 +149,17 @@ class Settings:
             relay_function_arn=env.get(ENV_RELAY_FUNCTION_ARN, ""),
             app=env.get(ENV_APP, "") or DEFAULT_APP,
         )
+
+
+def served_from(base: Settings, public_url: str) -> Settings:
+    """The settings of one process that serves everything at ``public_url`` (``AgentRuntime``).
+
+    The relay URL becomes ``wss://…/relay`` and the media URL ``wss://…`` on the same host
+    (``ws://`` for ``http://``) unless ``base`` sets them (``CALLKIT_RELAY_URL`` / ``CALLKIT_MEDIA_URL``).
+    """
+    public = replace(base, public_url=public_url)  # validates it first
+    return replace(
+        public,
+        media_url=base.media_url or websocket_url(public.public_url),
+        relay_url=base.relay_url or websocket_url(public.public_url, LOCAL_RELAY_PATH),
+    )
