@@ -166,28 +166,45 @@ class ConversationRelayCaller:
     ) -> RelayReply:
         """Say ``text``; collect the reply. With ``interrupt_after_chars``, barge in once that much arrived."""
         started = time.perf_counter()
-        await self._send(twilio.encode_relay_event(twilio.RelayPrompt(text=text, lang="en-US", last=True)))
+        await self.send_prompt(text)
         return await self._reply(started, interrupt_after_chars, limit)
 
     async def press(self, digit: str, *, limit: float = 15.0) -> RelayReply:
         started = time.perf_counter()
-        await self._send(twilio.encode_relay_event(twilio.RelayDtmf(digit=digit)))
+        await self.send_dtmf(digit)
         return await self._reply(started, None, limit)
+
+    # --- one message at a time (``callkit call`` reads and types at once) -------------------------
+
+    async def send_prompt(self, text: str) -> None:
+        """Send what the caller said, without waiting for the reply (``receive`` collects it)."""
+        await self._send(twilio.encode_relay_event(twilio.RelayPrompt(text=text, lang="en-US", last=True)))
+
+    async def send_dtmf(self, digit: str) -> None:
+        await self._send(twilio.encode_relay_event(twilio.RelayDtmf(digit=digit)))
+
+    async def interrupt(self, heard: str) -> None:
+        """Barge in as ConversationRelay reports it: what the caller heard, and roughly how long it took."""
+        duration = int(len(heard) * 60)  # ~60 ms a character of speech
+        await self._send(
+            twilio.encode_relay_event(
+                twilio.RelayInterrupt(utterance_until_interrupt=heard, duration_until_interrupt_ms=duration)
+            )
+        )
+
+    async def receive(self) -> RelayCommand | None:
+        """The next command from the relay; ``None`` once the session is over (and from then on)."""
+        command = await self._inbox.get()
+        if command is None:
+            self._inbox.put_nowait(None)
+        return command
 
     async def _reply(self, started: float, interrupt_after_chars: int | None, limit: float) -> RelayReply:
         reply = RelayReply()
         await self._collect(reply, started, stop_after_chars=interrupt_after_chars, limit=limit)
         if interrupt_after_chars is not None and not reply.complete:
-            heard = reply.text
-            reply.interrupted_at = len(heard)
-            duration = int(len(heard) * 60)  # ~60 ms a character of speech
-            await self._send(
-                twilio.encode_relay_event(
-                    twilio.RelayInterrupt(
-                        utterance_until_interrupt=heard, duration_until_interrupt_ms=duration
-                    )
-                )
-            )
+            reply.interrupted_at = len(reply.text)
+            await self.interrupt(reply.text)
         reply.total_ms = (time.perf_counter() - started) * 1000
         return reply
 
