@@ -359,7 +359,16 @@ _GOODBYE: Final = re.compile(r"\b(bye|goodbye|thanks|thank you|that's all|that i
 #: How a key press reaches the model: ``Phrases.keypad`` (English) in ``callkit.call.phrases``.
 _KEYPAD: Final = re.compile(r"pressed ([0-9*#]) on the keypad")
 _KEY_NAMES: Final = {
-    **dict(zip("0123456789", ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], strict=True)),
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
     "*": "star",
     "#": "pound",
 }
