@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from callkit import preflight
 from callkit.app_loader import build_secrets, build_store, load_interfaces
 from callkit.aws_clients import MEDIA_SERVER_POLICY, AwsClients
+from callkit.errors import PreflightError
 from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.net.http1 import HTTPClient
 from callkit.settings import Settings
@@ -64,6 +66,9 @@ class DrainingServer(uvicorn.Server):
 async def serve() -> None:
     settings = Settings.from_env()
     interfaces = load_interfaces(settings.app)
+    # Refuse to start rather than hold calls that would fail: ECS shows the task stopping, and the
+    # log says what is missing (callkit.preflight).
+    preflight.require(preflight.check(interfaces, settings, component="media"))
     # botocore's attempts fit in one AsyncStore attempt (callkit.aws_clients.MEDIA_SERVER_POLICY).
     aws = AwsClients(MEDIA_SERVER_POLICY)
     store = AsyncStore(build_store(settings, aws))  # every store call off the event loop
@@ -105,7 +110,11 @@ async def serve() -> None:
 
 def main() -> None:
     configure_logging(os.environ.get(ENV_LOG_LEVEL, "INFO"))
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except PreflightError as error:
+        log.error("%s", error)
+        raise SystemExit(1) from None
 
 
 main()

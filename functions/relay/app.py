@@ -14,6 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from callkit import preflight
 from callkit.app_loader import build_secrets, build_store, load_interfaces
 from callkit.aws_clients import LAMBDA_POLICY, AwsClients
 from callkit.relay.deploy import build_relay
@@ -24,8 +25,13 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 aws = AwsClients(LAMBDA_POLICY)
+interfaces = load_interfaces(settings.app)
+# Checked once per execution environment and logged, not raised: a function that fails its init
+# answers nothing at all, while one that runs still gives the caller an apology (callkit.preflight).
+for problem in preflight.check(interfaces, settings, component="relay"):
+    logger.error("callkit cannot take calls yet", problem=str(problem), setting=problem.name)
 relay = build_relay(
-    load_interfaces(settings.app),
+    interfaces,
     settings=settings,
     store=build_store(settings, aws),
     telemetry=PowertoolsTelemetry(logger, metrics),

@@ -170,7 +170,7 @@ def test_callkit_call_lets_a_person_be_the_caller() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
     result = subprocess.run(
         [sys.executable, "-m", "callkit", "call"],
-        input="Hi\nWhere is my order 1002?\n/press 1\n",
+        input="Hi\nWhere is my order 1002?\n/press 1\n/press 5\n",
         capture_output=True,
         text=True,
         timeout=60,
@@ -181,3 +181,4 @@ def test_callkit_call_lets_a_person_be_the_caller() -> None:
     assert "agent> Hello! Thanks for calling Acme Shop." in result.stdout
     assert "Order 1002 is being packed" in result.stdout
     assert "You pressed one" in result.stdout
+    assert "You pressed five" in result.stdout

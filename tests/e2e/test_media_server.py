@@ -29,9 +29,9 @@ def get(url: str) -> int:
         return error.code
 
 
-def test_sigterm_drains_and_exits() -> None:
-    port = free_port()
-    env = {
+def media_env(port: int) -> dict[str, str]:
+    """A cascading deployment's media task: everything its calls need (keys are never used here)."""
+    return {
         **os.environ,
         "PORT": str(port),
         "PYTHONPATH": str(ROOT / "functions"),
@@ -41,8 +41,35 @@ def test_sigterm_drains_and_exits() -> None:
         "CALLKIT_TABLE": "",
         "CALLKIT_TOKEN_KEY": "k" * 64,
         "TWILIO_AUTH_TOKEN": "t",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "OPENAI_API_KEY": "sk-test",
+        "DEEPGRAM_API_KEY": "dg-test",
+        "CARTESIA_API_KEY": "ca-test",
+        "CARTESIA_VOICE_ID": "voice-1",
         "CALLKIT_DRAIN_MARGIN_SECONDS": "1",
     }
+
+
+def test_the_media_server_refuses_to_start_without_its_keys() -> None:
+    env = {
+        k: v for k, v in media_env(free_port()).items() if k not in ("DEEPGRAM_API_KEY", "CARTESIA_VOICE_ID")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "media_server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "callkit cannot take calls yet (2 problems)" in result.stderr
+    assert "DEEPGRAM_API_KEY" in result.stderr and "voice_id" in result.stderr
+
+
+def test_sigterm_drains_and_exits() -> None:
+    port = free_port()
+    env = media_env(port)
     process = subprocess.Popen(
         [sys.executable, "-m", "media_server"],
         env=env,

@@ -18,7 +18,7 @@ from callkit.examples import support_agent
 from callkit.settings import Settings
 from callkit.store import DynamoDBCallStore, create_table
 from callkit.stt.deepgram import DeepgramSTT
-from callkit.testing import TEST_TWILIO_AUTH_TOKEN, SimulatedCarrier
+from callkit.testing import TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, SimulatedCarrier
 from callkit.tts.cartesia import CartesiaTTS
 
 
@@ -53,11 +53,13 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
-def test_runtime_keeps_calls_in_dynamodb(moto_server: str) -> None:
+def test_runtime_keeps_calls_in_dynamodb(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     create_table(boto3.client("dynamodb"), "calls")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the default model; no call here reaches it
     interface = CallInterface(
         provider="twilio",
         phone_number="+15550001002",
+        account_sid=TEST_TWILIO_ACCOUNT_SID,
         auth_token=TEST_TWILIO_AUTH_TOKEN,
         pipeline="cascading",
         stt=DeepgramSTT(api_key="k"),

@@ -1,10 +1,84 @@
-"""``callkit`` command line: ``callkit demo`` (the whole simulated demo), ``callkit call`` (be the caller)."""
+"""``callkit`` command line.
+
+``callkit demo`` (the whole simulated demo), ``callkit call`` (be the caller), ``callkit doctor``
+(the startup checks of ``callkit.preflight``, offline, with what to paste into the carrier console).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import sys
+from pathlib import Path
+from typing import TextIO, get_args
+
+from callkit.errors import ConfigurationError
+from callkit.preflight import Component
+from callkit.telemetry import FieldsFormatter
+
+_AS: dict[Component, str] = {
+    "runtime": "the local runtime (AgentRuntime)",
+    "webhook": "the webhook function",
+    "relay": "the relay function",
+    "media": "the media server",
+}
+
+
+def doctor(
+    app: str | None = None,
+    *,
+    public_url: str | None = None,
+    component: Component = "runtime",
+    out: TextIO = sys.stdout,
+) -> int:
+    """Check the interfaces of ``app`` (``module:attribute``, default ``CALLKIT_APP``) as ``component``.
+
+    Prints every problem with its fix, then what to paste into the carrier console; 0 when there
+    is nothing to fix. No network: keys are checked for presence, not tried.
+    """
+    from callkit import preflight
+    from callkit.app_loader import load_interfaces
+    from callkit.settings import Settings, served_from
+
+    # Where `callkit_app` lives in this repository, and the usual place for the user's own module.
+    for folder in (Path.cwd() / "functions", Path.cwd()):
+        if folder.is_dir() and str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    try:
+        settings = Settings.from_env()
+        spec = app or settings.app
+        interfaces = load_interfaces(spec)
+        if component == "runtime":
+            local = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+            settings = served_from(settings, public_url or settings.public_url or local)
+        elif public_url:
+            settings = served_from(settings, public_url)
+    except (ConfigurationError, ImportError) as error:
+        out.write(f"callkit doctor: cannot load the app: {error}\n")
+        return 2
+    problems = preflight.check(interfaces, settings, component=component)
+    count = len(interfaces)
+    out.write(
+        f"callkit doctor: {count} interface{'s' * (count != 1)} from {spec}, checked as {_AS[component]}\n"
+    )
+    if settings.public_url:
+        out.write(f"  public URL: {settings.public_url}\n")
+    if settings.relay_url and any(i.pipeline == "managed" for i in interfaces):
+        out.write(f"  relay URL:  {settings.relay_url}\n")
+    if settings.media_url and any(i.pipeline != "managed" for i in interfaces):
+        out.write(f"  media URL:  {settings.media_url}\n")
+    if problems:
+        out.write(f"\n{len(problems)} problem{'s' * (len(problems) != 1)} to fix before the first call:\n")
+        for number, problem in enumerate(problems, 1):
+            out.write(f"  {number}. {problem.subject}: {problem.problem}\n     fix: {problem.fix}\n")
+    else:
+        out.write("\nno problems found: every interface has what its calls need\n")
+    out.write("\npaste into the carrier console:\n")
+    for line in preflight.carrier_console(interfaces, settings):
+        out.write(f"  {line}\n")
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -12,8 +86,24 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="simulated calls through the local runtime: no accounts, no keys")
     commands.add_parser("call", help="be the caller: type to the agent through the managed-mode stack")
+    check = commands.add_parser(
+        "doctor", help="check keys, credentials and URLs before the first call (offline)"
+    )
+    check.add_argument(
+        "--app", help="module:attribute of your interfaces (default: CALLKIT_APP or callkit_app:interfaces)"
+    )
+    check.add_argument("--public-url", help="the URL carriers reach (default: CALLKIT_PUBLIC_URL)")
+    check.add_argument(
+        "--as",
+        dest="component",
+        choices=get_args(Component),
+        default="runtime",
+        help="check what this part needs: the local runtime (default) or a deployed function / the media server",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
+    handler = logging.StreamHandler()
+    handler.setFormatter(FieldsFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.ERROR, handlers=[handler])
     if args.command == "demo":
         from callkit.demo import run
 
@@ -22,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         from callkit.demo.interactive import main as call
 
         call()
+    if args.command == "doctor":
+        raise SystemExit(doctor(args.app, public_url=args.public_url, component=args.component))
 
 
 if __name__ == "__main__":

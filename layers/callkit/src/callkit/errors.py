@@ -4,6 +4,7 @@
 
     CallkitError                    ``retryable``: trying again may succeed (False unless said)
     ├── ConfigurationError          a CallInterface/Settings value that cannot work (raised at construction)
+    │   └── PreflightError          what a process's calls would need and it lacks, all of it (at startup)
     ├── ProtocolError               a carrier or provider sent something we cannot parse
     │   ├── MessageTooLargeError    a frame or body over the size we accept
     │   └── UnknownEventError       a well-formed message of a type we do not know
@@ -45,6 +46,8 @@ go on: the apology in our voice, or the carrier's when our voice is the part tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CallkitError(Exception):
     """Base of every error callkit raises on purpose."""
@@ -55,6 +58,16 @@ class CallkitError(Exception):
 
 class ConfigurationError(CallkitError, ValueError):
     """A configuration value that cannot work; the message says what to do instead."""
+
+
+class PreflightError(ConfigurationError):
+    """The startup checks found problems; ``problems`` lists each one with its fix (``callkit.preflight``)."""
+
+    def __init__(self, problems: Sequence[object]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"callkit cannot take calls yet ({count} problem{'s' * (count != 1)}):\n{lines}")
 
 
 class ProtocolError(CallkitError, ValueError):

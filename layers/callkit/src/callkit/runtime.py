@@ -2,11 +2,13 @@
 
 It serves the webhook routes with uvicorn through the same ``Switchboard`` the Lambda function
 uses, and the ConversationRelay WebSocket through the same ``RelayHandler`` the relay function
-uses, fed by a local stand-in for API Gateway (``callkit.relay.local``). The media stream joins
-it in a later issue. Call state goes to DynamoDB when a
-table is configured (``CALLKIT_TABLE``; ``AWS_ENDPOINT_URL`` may point at moto or DynamoDB Local),
-else to memory. Use it as ``await runtime.start()`` (serve until cancelled) or
-``async with runtime:`` (serve in the background, e.g. for the demo and tests).
+uses, fed by a local stand-in for API Gateway (``callkit.relay.local``), and the media streams
+through the media server's pipelines. Call state goes to DynamoDB when a table is configured
+(``CALLKIT_TABLE``; ``AWS_ENDPOINT_URL`` may point at moto or DynamoDB Local), else to memory.
+Use it as ``await runtime.start()`` (serve until cancelled) or ``async with runtime:`` (serve in
+the background, e.g. for the demo and tests). Either way it first checks what the calls will
+need (``callkit.preflight``) and refuses to start with a ``PreflightError`` listing every
+problem, then logs where it listens and what to paste into the carrier console.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from callkit import preflight
 from callkit.app_loader import build_store
-from callkit.errors import ConfigurationError
+from callkit.errors import ConfigurationError, PreflightError
 from callkit.relay.events import MAX_DURATION
 from callkit.relay.handler import RelayHandler
 from callkit.relay.local import LocalConnections
 from callkit.relay.timer import LoopCallTimer
-from callkit.settings import Settings
+from callkit.settings import LOCAL_RELAY_PATH, Settings, served_from
 from callkit.switchboard import Switchboard
-from callkit.telemetry import StdlibTelemetry, Telemetry
+from callkit.telemetry import StdlibTelemetry, Telemetry, console_logging
 
 if TYPE_CHECKING:
     import uvicorn
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from callkit.agent import Agent
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
+    from callkit.preflight import Problem
     from callkit.store._base import CallStore
     from callkit.stream.admission import Admitted
     from callkit.stream.server import Pipeline
@@ -55,8 +59,10 @@ class AgentRuntime:
         agent: bound to every interface that has none.
         interfaces: the ``CallInterface``s to serve.
         host / port: where to listen; ``port=0`` picks a free port (see ``url``).
-        public_url: the URL carriers use to reach this process (an ngrok URL, say). Defaults to
-            ``http://{host}:{port}``; signatures are checked against it.
+        public_url: the URL carriers use to reach this process (an ngrok URL, say); default
+            ``CALLKIT_PUBLIC_URL``, else ``http://{host}:{port}``. Signatures are checked against
+            it, and the relay URL (``wss://…/relay``) and the media URL (``wss://…`` + stream path)
+            derive from it unless ``CALLKIT_RELAY_URL`` / ``CALLKIT_MEDIA_URL`` are set.
         settings: overrides for everything else (defaults: ``Settings.from_env()``).
         store / telemetry: injected call store and telemetry (defaults: from settings, stdlib logging).
         model: the chat model for managed calls, or a function of the interface that returns one
@@ -93,14 +99,16 @@ class AgentRuntime:
         self.port: int = self._socket.getsockname()[1]
         local_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         base = settings or Settings.from_env()
+        # One public URL gives all three (docs/architecture.md §2.2): behind a tunnel the carrier
+        # must reach the relay and the media stream through it too, never 127.0.0.1.
         self.settings = dataclasses.replace(
-            base,
-            public_url=public_url or base.public_url or f"http://{local_host}:{self.port}",
-            media_url=base.media_url or f"ws://{local_host}:{self.port}",
-            relay_url=base.relay_url or f"ws://{local_host}:{self.port}/relay",
+            served_from(base, public_url or base.public_url or f"http://{local_host}:{self.port}"),
             # A per-process key is enough when this process both mints and verifies the tokens.
             token_key=base.token_key or (secrets.token_hex(32) if not base.token_key_secret else ""),
         )
+        # Where the relay socket is served here: an explicit CALLKIT_RELAY_URL names its path; a
+        # derived one is /relay (a base path in public_url is the proxy's, like the webhooks').
+        self._relay_path = (urlsplit(base.relay_url).path or "/") if base.relay_url else LOCAL_RELAY_PATH
         from callkit.aws_clients import MEDIA_SERVER_POLICY, AwsClients
         from callkit.store.aio import AsyncStore
 
@@ -108,13 +116,13 @@ class AgentRuntime:
         self.store = (
             store if store is not None else build_store(self.settings, AwsClients(MEDIA_SERVER_POLICY))
         )
-
         self.stream_store = AsyncStore(self.store)  # the stream side reaches the store off the loop
         self.telemetry = telemetry if telemetry is not None else StdlibTelemetry()
         self.switchboard = Switchboard(
             self.interfaces, settings=self.settings, store=self.store, telemetry=self.telemetry
         )
         self._model_for = self._model_factory(model)
+        self._default_model = model is None
         self.relay: RelayHandler | None = None
         self.connections = LocalConnections()
         if any(i.provider == "twilio" and i.pipeline == "managed" for i in self.interfaces):
@@ -129,6 +137,7 @@ class AgentRuntime:
                 timer=LoopCallTimer(self._end_call),
             )
         self._stream_pipeline = stream_pipeline or self._default_pipeline
+        self._default_streams = stream_pipeline is None
         from callkit.net.http1 import HTTPClient
 
         self._http = HTTPClient(connect_timeout=3.0, read_timeout=10.0)
@@ -210,9 +219,7 @@ class AgentRuntime:
                 await serve_relay_socket(socket, relay, self.connections)
 
             # Plain Starlette routes: FastAPI would try to resolve the parameter's annotation.
-            app.router.routes.append(
-                WebSocketRoute(urlsplit(self.settings.relay_url).path or "/", relay_socket)
-            )
+            app.router.routes.append(WebSocketRoute(self._relay_path, relay_socket))
         for path in sorted({i.stream_path for i in self.interfaces if i.pipeline != "managed"}):
             app.router.routes.append(self._stream_route(path))
         return app
@@ -236,27 +243,50 @@ class AgentRuntime:
 
         return WebSocketRoute(path, stream_socket)
 
+    def preflight(self) -> list[Problem]:
+        """What the interfaces' calls would lack here (``callkit.preflight``); ``start`` refuses to serve with any."""
+        return preflight.check(
+            self.interfaces,
+            self.settings,
+            component="runtime",
+            default_model=self._default_model,
+            default_streams=self._default_streams,
+        )
+
     async def start(self) -> None:
-        """Serve until cancelled."""
+        """Check the configuration (``PreflightError`` lists every problem), then serve until cancelled."""
         import uvicorn
 
+        console_logging()
+        try:
+            preflight.require(self.preflight())
+        except PreflightError as error:
+            log.error("%s", error)
+            self._socket.close()
+            raise
         config = uvicorn.Config(self.build_app(), log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        for interface in self.interfaces:
-            log.info(
-                "serving %s %s webhook at %s%s",
-                interface.provider,
-                interface.pipeline,
-                self.url,
-                interface.webhook_path,
-            )
+        self._announce()
         await self._server.serve(sockets=[self._socket])
+
+    def _announce(self) -> None:
+        """Where this process listens and what the carrier consoles need (no phone numbers: logged)."""
+        log.info("callkit listening on http://%s:%d (public URL %s)", self.host, self.port, self.url)
+        if self.relay is not None:
+            log.info("ConversationRelay WebSocket (managed calls): %s", self.settings.relay_url)
+        for path in sorted({i.stream_path for i in self.interfaces if i.pipeline != "managed"}):
+            log.info("media streams (cascading, realtime calls): %s%s", self.settings.media_url, path)
+        for line in preflight.carrier_console(self.interfaces, self.settings):
+            log.info("paste into the carrier console: %s", line)
 
     async def __aenter__(self) -> AgentRuntime:
         self._task = asyncio.create_task(self.start())
         while self._server is None or not self._server.started:
             if self._task.done():
-                self._task.result()  # re-raise a startup failure
+                try:
+                    self._task.result()  # re-raise a startup failure (a PreflightError, say)
+                finally:
+                    await self._release()
             await asyncio.sleep(0.01)
         return self
 
@@ -268,6 +298,9 @@ class AgentRuntime:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._release()
+
+    async def _release(self) -> None:
         await self._http.aclose()
         self.stream_store.close()
         self._socket.close()

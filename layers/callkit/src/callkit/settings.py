@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from callkit._env import masked
 from callkit.errors import ConfigurationError
@@ -37,6 +37,8 @@ ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
 ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
 ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
 DEFAULT_APP: Final = "callkit_app:interfaces"
+#: Where ``AgentRuntime`` serves ConversationRelay when the relay URL is derived from the public URL.
+LOCAL_RELAY_PATH: Final = "/relay"
 #: Fields whose values are secrets: shown as ``'***'`` (set) or ``''`` in ``repr``.
 _SECRET_FIELDS: Final = frozenset({"token_key"})
 
@@ -52,6 +54,19 @@ def _base_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
             f"'{schemes[0]}://voice.example.com' (add the API stage path if it has one)"
         )
     return value.rstrip("/")
+
+
+def websocket_url(http_url: str, path: str = "") -> str:
+    """The WebSocket URL on the same host as a public base URL: ``https`` → ``wss``, ``http`` → ``ws``.
+
+    ``websocket_url("https://abcd.ngrok.app", "/relay") == "wss://abcd.ngrok.app/relay"``; a base
+    path (an API stage) is kept, the way a reverse proxy in front of the runtime maps it.
+    """
+    parts = urlsplit(http_url)
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ConfigurationError(f"{http_url!r} is not an http or https URL with a host")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, "", ""))
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -143,3 +158,17 @@ class Settings:
             relay_function_arn=env.get(ENV_RELAY_FUNCTION_ARN, ""),
             app=env.get(ENV_APP, "") or DEFAULT_APP,
         )
+
+
+def served_from(base: Settings, public_url: str) -> Settings:
+    """The settings of one process that serves everything at ``public_url`` (``AgentRuntime``).
+
+    The relay URL becomes ``wss://…/relay`` and the media URL ``wss://…`` on the same host
+    (``ws://`` for ``http://``) unless ``base`` sets them (``CALLKIT_RELAY_URL`` / ``CALLKIT_MEDIA_URL``).
+    """
+    public = replace(base, public_url=public_url)  # validates it first
+    return replace(
+        public,
+        media_url=base.media_url or websocket_url(public.public_url),
+        relay_url=base.relay_url or websocket_url(public.public_url, LOCAL_RELAY_PATH),
+    )

@@ -101,6 +101,13 @@ def _error_reply(error: CallkitError) -> Reply:
     return Reply(status, text.get(status, "temporarily unavailable"))
 
 
+def _refusal(error: CallkitError) -> str:
+    """Why a webhook was refused, for the log: signature errors carry fixed texts written here."""
+    if isinstance(error, SignatureError | MessageTooLargeError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__  # a parse error's message may quote what the client sent
+
+
 def _digits(number: str) -> str:
     return number.lstrip("+")
 
@@ -192,7 +199,7 @@ class Switchboard:
             params = self._params(request)
             interface, carrier = self._authenticate(route.interfaces, request, params)
         except CallkitError as error:
-            self.telemetry.warning("webhook refused", path=path, reason=type(error).__name__)
+            self.telemetry.warning("webhook refused", path=path, reason=_refusal(error))
             self.telemetry.count("WebhooksRefused")
             return _error_reply(error)
         if route.kind == "incoming":
@@ -220,6 +227,7 @@ class Switchboard:
             raise MissingSignatureError("no carrier signature header")
         to = _digits(next(iter(params.get("To", [])), ""))
         signed.sort(key=lambda pair: _digits(pair[0].phone_number) != to)  # the dialled number first
+        untokened: list[str] = []  # the providers of the interfaces that have no token to check with
         for interface, carrier in signed:
             try:
                 carrier.verify_request(request, self.credentials.auth_token(interface))
@@ -227,8 +235,12 @@ class Switchboard:
                 continue
             except ConfigurationError as error:
                 self.telemetry.error("auth token unavailable", provider=interface.provider, reason=str(error))
+                untokened.append(interface.provider)
                 continue
             return interface, carrier
+        if len(untokened) == len(signed):
+            names = " / ".join(f"{p.upper()}_AUTH_TOKEN" for p in sorted(set(untokened)))
+            raise InvalidSignatureError(f"no auth token to check the signature with: set {names}")
         raise InvalidSignatureError("no interface's auth token verifies this request")
 
     def _incoming(self, interface: CallInterface, carrier: CarrierFormat, params: Form) -> Reply:

@@ -16,7 +16,9 @@ outside any task lasts in that thread until the next one, as the old per-instanc
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
@@ -85,6 +87,40 @@ class StdlibTelemetry:
 
     def measure(self, name: str, value: float, unit: MeasureUnit = "Milliseconds") -> None:
         self.measurements[name].append(value)
+
+
+class FieldsFormatter(logging.Formatter):
+    """Plain-text lines that keep the structured fields: ``… webhook refused path=/call/incoming reason=…``.
+
+    ``logging``'s own formatters drop ``extra`` values, and ``StdlibTelemetry`` puts everything
+    but the fixed message there: without this, a line says that something happened but not why.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        fields = getattr(record, "callkit", None)
+        shown = dict(fields) if isinstance(fields, Mapping) else {}
+        call_id = getattr(record, "call_id", None) or current_call_id()
+        if call_id is not None:
+            shown = {"call_id": call_id, **shown}
+        return " ".join([text, *(f"{name}={value}" for name, value in shown.items() if value is not None)])
+
+
+def console_logging(level: int = logging.INFO) -> None:
+    """Show callkit's own log lines on stderr, fields included, unless logging is already set up.
+
+    ``asyncio.run(AgentRuntime(...).start())`` in a script configures no logging, and Python then
+    shows only warnings, without their fields: the runtime would start silently and a refused
+    webhook would not say why. An application that configured logging keeps its own set-up.
+    """
+    logger = logging.getLogger("callkit")
+    if logging.getLogger().handlers or logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
 
 
 class CallIdFilter(logging.Filter):

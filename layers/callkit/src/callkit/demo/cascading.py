@@ -45,8 +45,6 @@ def script(messages: Sequence[Message]) -> Reply:
         return TextReply(HOURS)
     if "Sundays" in text:
         return "No, we're closed on Sundays."
-    if "keypad" in text:
-        return "You pressed one, our order line."
     return support_script(messages)
 
 

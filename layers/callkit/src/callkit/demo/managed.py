@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 NUMBER = "+15550001001"
 CALLER = "+14155550100"
-TRANSFER_TO = "+15557654321"
+#: Where the demo's transfers go when ``CALLKIT_TRANSFER_NUMBER`` is unset: a 555-01XX number,
+#: reserved for fiction in the North American plan. Nothing is dialled: the simulated carrier only
+#: gets the ``<Dial>``.
+TRANSFER_TO = "+12025550199"
 WELCOME = "Hello! Thanks for calling Acme Shop. How can I help you today?"
 HOURS = (
     "We are open from nine in the morning until six in the evening on weekdays, from ten until four on "
@@ -41,13 +44,11 @@ HOURS = (
 
 
 def demo_script(messages: Sequence[Message]) -> Reply:
-    """The support script, plus a long answer to interrupt and a reply to a key press."""
+    """The support script, plus a long answer to interrupt."""
     last = messages[-1] if messages else None
     if isinstance(last, UserMessage) and "hours" in last.content.lower():
         return TextReply(HOURS, delay=0.03)
-    if isinstance(last, UserMessage) and "keypad" in last.content:
-        return "You pressed one, our order line. What's your order number?"
-    return support_script(messages)
+    return support_script(messages)  # key presses included: it answers about the key pressed
 
 
 def managed_interface() -> CallInterface:

@@ -95,12 +95,9 @@ async def run_webhooks(out: TextIO = sys.stdout) -> int:
     """Run the demo; returns a process exit code (0 when every step behaved as expected)."""
     import httpx
 
+    from callkit.demo.managed import demo_model
+
     store = MemoryCallStore()
-    runtime = AgentRuntime(
-        interfaces=demo_interfaces(),
-        port=0,
-        store=store,
-    )
     failures: list[str] = []
 
     def expect(condition: bool, what: str) -> None:
@@ -108,7 +105,13 @@ async def run_webhooks(out: TextIO = sys.stdout) -> int:
         if not condition:
             failures.append(what)
 
-    async with runtime, httpx.AsyncClient(timeout=10) as client:
+    # The model is never asked here (no call gets past its answer), but the runtime checks that
+    # every interface has one before it starts (callkit.preflight).
+    async with (
+        demo_model() as (model, _),
+        AgentRuntime(interfaces=demo_interfaces(), port=0, store=store, model=model) as runtime,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
         out.write(f"callkit demo: AgentRuntime serving {len(LINES)} numbers at {runtime.url}/call/incoming\n")
         carriers = {p: SimulatedCarrier(p, base_url=runtime.url, client=client) for p in ("twilio", "plivo")}
         placed: dict[str, tuple[SimulatedCarrier, str]] = {}

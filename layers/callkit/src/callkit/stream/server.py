@@ -72,7 +72,11 @@ class StarletteLink:
 
     async def receive(self) -> str | None:
         while not self.closed:
-            message = await self._socket.receive()
+            try:
+                message = await self._socket.receive()
+            except RuntimeError:  # Starlette: the socket was closed (by us, as the call ended)
+                self.closed = True
+                return None
             if message["type"] == "websocket.disconnect":
                 self.closed = True
                 return None

@@ -43,6 +43,7 @@ __all__ = [
     "TextReply",
     "ToolCallsReply",
     "call",
+    "keypad_reply",
     "support_script",
 ]
 
@@ -355,9 +356,42 @@ _GREETING: Final = re.compile(r"^\W*(hi|hello|hey|good (morning|afternoon|evenin
 _GOODBYE: Final = re.compile(r"\b(bye|goodbye|thanks|thank you|that's all|that is all)\b", re.IGNORECASE)
 
 
+#: How a key press reaches the model: ``Phrases.keypad`` (English) in ``callkit.call.phrases``.
+_KEYPAD: Final = re.compile(r"pressed ([0-9*#]) on the keypad")
+_KEY_NAMES: Final = {
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
+    "*": "star",
+    "#": "pound",
+}
+#: The menu the scripted agent pretends to have.
+_KEY_MENU: Final = {
+    "1": "our order line. What's your order number?",
+    "0": "the operator. Just ask for a person and I'll connect you.",
+}
+
+
+def keypad_reply(digit: str) -> str:
+    """What the scripted agent says to a key press: the key actually pressed, then the menu."""
+    name = _KEY_NAMES.get(digit, digit)
+    where = _KEY_MENU.get(digit)
+    if where:
+        return f"You pressed {name}, {where}"
+    return f"You pressed {name}. Press one for orders, or zero for a person."
+
+
 def support_script(messages: Sequence[Message]) -> Reply:
     """Acts like the ``support_agent`` of ``callkit.examples``: order numbers → ``check_order``,
-    asking for a person → ``transfer_call``, a tool result → that result in a sentence."""
+    asking for a person → ``transfer_call``, a key press → what that key does, a tool result →
+    that result in a sentence."""
     last = messages[-1] if messages else None
     if isinstance(last, ToolMessage):
         names = {c.id: c.name for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls}
@@ -374,6 +408,9 @@ def support_script(messages: Sequence[Message]) -> Reply:
             return "I'm sorry, no one is available right now. I can check on an order for you instead."
         return " ".join(text for _, text in results) + " Is there anything else I can help with?"
     user = last.content if isinstance(last, UserMessage) else ""
+    key = _KEYPAD.search(user)
+    if key:
+        return keypad_reply(key.group(1))
     if _PERSON.search(user):
         return ToolCallsReply([call("transfer_call", reason="caller asked for a person")])
     order = _ORDER_NUMBER.search(user)

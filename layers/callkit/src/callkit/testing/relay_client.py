@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from callkit.carriers import twilio
 from callkit.carriers.twilio import RelayCommand, RelayEnd, RelayText
@@ -63,6 +63,7 @@ class ConversationRelayCaller:
         to_number: str,
         auth_token: str,
         sign: bool = True,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         if answer.kind != "relay":
             raise ValueError(f"not a ConversationRelay answer: {answer.kind}")
@@ -83,6 +84,11 @@ class ConversationRelayCaller:
         )
         self._headers = twilio.signature_headers(auth_token, "GET", self.url, None) if sign else {}
         self._socket: ClientConnection | None = None
+        # Where the TCP connection goes when the URL's host is a name only the test knows (a
+        # reverse proxy playing a tunnel): the Host header and the signature keep the URL's name.
+        self._destination: dict[str, Any] = (
+            {"host": connect_to[0], "port": connect_to[1]} if connect_to else {}
+        )
         self._inbox: asyncio.Queue[RelayCommand | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.ended: RelayEnd | None = None
@@ -100,7 +106,9 @@ class ConversationRelayCaller:
         from websockets.exceptions import InvalidStatus
 
         try:
-            self._socket = await connect(self.url, additional_headers=self._headers, open_timeout=5)
+            self._socket = await connect(
+                self.url, additional_headers=self._headers, open_timeout=5, **self._destination
+            )
         except InvalidStatus as exc:
             raise RelayRefusedError(exc.response.status_code) from exc
         self._reader = asyncio.create_task(self._read())
@@ -158,28 +166,45 @@ class ConversationRelayCaller:
     ) -> RelayReply:
         """Say ``text``; collect the reply. With ``interrupt_after_chars``, barge in once that much arrived."""
         started = time.perf_counter()
-        await self._send(twilio.encode_relay_event(twilio.RelayPrompt(text=text, lang="en-US", last=True)))
+        await self.send_prompt(text)
         return await self._reply(started, interrupt_after_chars, limit)
 
     async def press(self, digit: str, *, limit: float = 15.0) -> RelayReply:
         started = time.perf_counter()
-        await self._send(twilio.encode_relay_event(twilio.RelayDtmf(digit=digit)))
+        await self.send_dtmf(digit)
         return await self._reply(started, None, limit)
+
+    # --- one message at a time (``callkit call`` reads and types at once) -------------------------
+
+    async def send_prompt(self, text: str) -> None:
+        """Send what the caller said, without waiting for the reply (``receive`` collects it)."""
+        await self._send(twilio.encode_relay_event(twilio.RelayPrompt(text=text, lang="en-US", last=True)))
+
+    async def send_dtmf(self, digit: str) -> None:
+        await self._send(twilio.encode_relay_event(twilio.RelayDtmf(digit=digit)))
+
+    async def interrupt(self, heard: str) -> None:
+        """Barge in as ConversationRelay reports it: what the caller heard, and roughly how long it took."""
+        duration = int(len(heard) * 60)  # ~60 ms a character of speech
+        await self._send(
+            twilio.encode_relay_event(
+                twilio.RelayInterrupt(utterance_until_interrupt=heard, duration_until_interrupt_ms=duration)
+            )
+        )
+
+    async def receive(self) -> RelayCommand | None:
+        """The next command from the relay; ``None`` once the session is over (and from then on)."""
+        command = await self._inbox.get()
+        if command is None:
+            self._inbox.put_nowait(None)
+        return command
 
     async def _reply(self, started: float, interrupt_after_chars: int | None, limit: float) -> RelayReply:
         reply = RelayReply()
         await self._collect(reply, started, stop_after_chars=interrupt_after_chars, limit=limit)
         if interrupt_after_chars is not None and not reply.complete:
-            heard = reply.text
-            reply.interrupted_at = len(heard)
-            duration = int(len(heard) * 60)  # ~60 ms a character of speech
-            await self._send(
-                twilio.encode_relay_event(
-                    twilio.RelayInterrupt(
-                        utterance_until_interrupt=heard, duration_until_interrupt_ms=duration
-                    )
-                )
-            )
+            reply.interrupted_at = len(reply.text)
+            await self.interrupt(reply.text)
         reply.total_ms = (time.perf_counter() - started) * 1000
         return reply
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from callkit.carriers import carrier_format
 from callkit.carriers._types import (
@@ -97,6 +97,7 @@ class SimulatedMediaStream:
         sign: bool = True,
         token: str | None = None,
         lose_marks: bool = False,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         """``lose_marks``: never echo a mark (the audio still plays), as a carrier may lose them."""
         if answer.kind != "stream":
@@ -111,6 +112,11 @@ class SimulatedMediaStream:
         self._format = carrier_format(provider)
         self._headers = self._format.signature_headers(auth_token, "GET", self.url, None) if sign else {}
         self._socket: ClientConnection | None = None
+        # Where the TCP connection goes when the URL's host is a name only the test knows (a
+        # reverse proxy playing a tunnel): the Host header and the signature keep the URL's name.
+        self._destination: dict[str, Any] = (
+            {"host": connect_to[0], "port": connect_to[1]} if connect_to else {}
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._sequence = 0
         self._chunk = 0
@@ -129,7 +135,9 @@ class SimulatedMediaStream:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        self._socket = await connect(self.url, additional_headers=self._headers, open_timeout=5)
+        self._socket = await connect(
+            self.url, additional_headers=self._headers, open_timeout=5, **self._destination
+        )
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._play())]
         try:
             await self._start()
