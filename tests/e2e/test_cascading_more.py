@@ -6,26 +6,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from callkit import AgentRuntime, CallInterface, CartesiaTTS, DeepgramSTT
 from callkit.carriers._types import PlayAudio
-from callkit.examples import support_agent
-from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.store._base import CallStore
-from callkit.testing import SimulatedCarrier
-from callkit.testing.carrier_api import FakeCarrierApi
-from callkit.testing.cartesia import FakeCartesia
-from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY, FakeDeepgram, Segment
-from callkit.testing.openai_chat import ScriptedChatServer, support_script
+from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY, Segment
 from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
-
-ACCOUNT = "AC" + "2" * 32
-PLIVO_ACCOUNT = "MATESTAUTHID00000009"
-NUMBER = "+15550005001"
+from callkit.testing.world import World, loopback_world
 
 
 def per_call(segment: Segment) -> str:
@@ -33,73 +21,24 @@ def per_call(segment: Segment) -> str:
     return f"Where is my order {1001 + segment.connection % 3}?"
 
 
-@dataclass
-class World:
-    runtime: AgentRuntime
-    carrier: SimulatedCarrier
-    deepgram: FakeDeepgram
-    cartesia: FakeCartesia
-    api: FakeCarrierApi
-    store: CallStore
-
-
 @contextlib.asynccontextmanager
 async def world(
     store: CallStore, monkeypatch: pytest.MonkeyPatch, provider: str = "twilio", **options: object
 ) -> AsyncIterator[World]:
-    account = ACCOUNT if provider == "twilio" else PLIVO_ACCOUNT
-    async with (
-        ScriptedChatServer(support_script) as llm,
-        FakeDeepgram(options.pop("script", per_call)) as deepgram,  # type: ignore[arg-type]
-        FakeCartesia(**options.pop("cartesia", {})) as cartesia,  # type: ignore[arg-type]
-        FakeCarrierApi({account: "carrier-token"}) as api,
-    ):
-        monkeypatch.setenv("CALLKIT_TWILIO_API_URL", api.base_url)
-        monkeypatch.setenv("CALLKIT_PLIVO_API_URL", api.base_url)
-        interface = CallInterface(
-            agent=support_agent,
-            provider=provider,
-            phone_number=NUMBER,
-            account_sid=account if provider == "twilio" else "",
-            auth_id=account if provider == "plivo" else "",
-            auth_token="carrier-token",
-            pipeline="cascading",
-            welcome_message="Hello!",
-            stt=DeepgramSTT(
-                api_key=str(options.pop("deepgram_key", TEST_DEEPGRAM_API_KEY)), base_url=deepgram.base_url
-            ),
-            tts=CartesiaTTS(api_key="k", voice_id="v", base_url=cartesia.base_url),
-            **options,  # type: ignore[arg-type]
-        )
-        model = OpenAIChatModel("gpt-4o-mini", base_url=llm.base_url, api_key="test")
-        async with (
-            AgentRuntime(interfaces=[interface], port=0, store=store, model=model) as runtime,
-            httpx.AsyncClient(timeout=10) as http,
-        ):
-            carrier = SimulatedCarrier(
-                provider,  # type: ignore[arg-type]
-                base_url=runtime.url,
-                auth_token="carrier-token",
-                account_id=account,
-                client=http,
-            )
-            yield World(runtime, carrier, deepgram, cartesia, api, store)
+    async with loopback_world(
+        provider=provider,  # type: ignore[arg-type]
+        store=store,
+        heard=options.pop("script", per_call),  # type: ignore[arg-type]
+        cartesia=options.pop("cartesia", None),  # type: ignore[arg-type]
+        deepgram_key=str(options.pop("deepgram_key", TEST_DEEPGRAM_API_KEY)),
+        **options,
+    ) as w:
+        yield w
 
 
 async def open_stream(w: World) -> tuple[str, SimulatedMediaStream]:
-    request = w.carrier.incoming_call(to=NUMBER)
-    call_id = request.form.get("CallSid", request.form.get("CallUUID", [""]))[0]
-    answer = (await w.carrier.send(request)).answer
-    assert answer is not None
-    stream = SimulatedMediaStream(
-        answer,
-        provider=w.carrier.provider,
-        call_id=call_id,
-        account_id=w.carrier.account_id,
-        auth_token="carrier-token",
-    )
-    await stream.connect()
-    return call_id, stream
+    call = await w.call()
+    return call.call_id, call.stream
 
 
 async def wait_for(condition: object, limit: float = 15.0) -> None:
@@ -255,7 +194,9 @@ def test_a_plivo_transfer_points_plivo_at_our_dial(
             # Plivo now fetches the new XML from that URL, signed like any of its requests.
             parts = urlsplit(transfer["aleg_url"])
             fetch = w.carrier.sign(
-                "POST", f"{parts.path}?{parts.query}", [("CallUUID", call_id), ("To", NUMBER.lstrip("+"))]
+                "POST",
+                f"{parts.path}?{parts.query}",
+                [("CallUUID", call_id), ("To", w.interface.phone_number.lstrip("+"))],
             )
             reply = await w.carrier.send(fetch)
             assert reply.status == 200 and "<Dial" in reply.body and "15557654321" in reply.body

@@ -71,10 +71,11 @@ class FaultyLink:
         except OSError:
             client.close()
             return
-        pump = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
-        pump.start()
-        self._pump(client, upstream)
-        pump.join(5)
+        with upstream:
+            pump = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
+            pump.start()
+            self._pump(client, upstream)
+            pump.join(5)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):

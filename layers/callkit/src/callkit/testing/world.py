@@ -71,6 +71,10 @@ class World:
     interface: CallInterface
     calls: list[Call] = field(default_factory=list)
 
+    @property
+    def store(self) -> CallStore:
+        return self.runtime.store
+
     async def call(self, **stream_options: Any) -> Call:
         """Place a call: the carrier's signed webhook, our answer, then its media stream, connected."""
         request = self.carrier.incoming_call(to=self.interface.phone_number)
