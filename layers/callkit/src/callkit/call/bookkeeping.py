@@ -56,9 +56,7 @@ class Bookkeeper:
                 self._queue.task_done()
 
     async def flush(self, limit: float = 5.0) -> None:
-        """Wait up to ``limit`` seconds for the queued writes."""
-        if self._queue.empty():
-            return
+        """Wait up to ``limit`` seconds for the queued writes, the one being written included."""
         try:
             async with asyncio.timeout(limit):
                 await self._queue.join()

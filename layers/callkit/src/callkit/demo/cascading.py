@@ -17,21 +17,12 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from callkit.carriers._types import ClearAudio, PlayAudio
-from callkit.examples import support_agent
-from callkit.interface import CallInterface
-from callkit.llm.openai_chat import OpenAIChatModel
 from callkit.llm.protocol import Message, UserMessage
-from callkit.runtime import AgentRuntime
 from callkit.store.memory import MemoryCallStore
-from callkit.stt.deepgram import DeepgramSTT
-from callkit.testing import TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, SimulatedCarrier
-from callkit.testing.cartesia import FakeCartesia
-from callkit.testing.deepgram import TEST_DEEPGRAM_API_KEY, FakeDeepgram
-from callkit.testing.openai_chat import Reply, ScriptedChatServer, TextReply, support_script
-from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
-from callkit.tts.cartesia import CartesiaTTS
+from callkit.testing.openai_chat import Reply, TextReply, support_script
+from callkit.testing.stream_client import silence, speech
+from callkit.testing.world import loopback_world
 
-NUMBER = "+15550001002"
 SAID = ["Where is my order 1001?", "What are your opening hours?", "Wait, are you open on Sundays?"]
 HOURS = (
     "We are open from nine until six on weekdays, from ten until four on Saturdays, and closed on Sundays."
@@ -58,8 +49,6 @@ async def _until(condition: object, limit: float = 10.0) -> bool:
 
 
 async def run_cascading(out: TextIO = sys.stdout) -> int:
-    import httpx
-
     failures: list[str] = []
 
     def expect(condition: bool, what: str) -> None:
@@ -68,94 +57,70 @@ async def run_cascading(out: TextIO = sys.stdout) -> int:
             failures.append(what)
 
     store = MemoryCallStore()
-    async with (
-        ScriptedChatServer(script) as llm,
-        FakeDeepgram(SAID) as deepgram,
-        FakeCartesia(chunk_delay=0.03) as cartesia,  # about real time, so a barge-in lands mid-synthesis
-    ):
-        interface = CallInterface(
-            agent=support_agent,
-            provider="twilio",
-            phone_number=NUMBER,
-            account_sid=TEST_TWILIO_ACCOUNT_SID,
-            auth_token=TEST_TWILIO_AUTH_TOKEN,
-            pipeline="cascading",
-            welcome_message="Hello! Thanks for calling Acme Shop.",
-            interrupt_sensitivity="high",
-            stt=DeepgramSTT(api_key=TEST_DEEPGRAM_API_KEY, base_url=deepgram.base_url),
-            tts=CartesiaTTS(api_key="demo", voice_id="demo-voice", base_url=cartesia.base_url),
+    async with loopback_world(
+        store=store,
+        chat=script,
+        heard=SAID,
+        cartesia={"chunk_delay": 0.03},  # about real time, so a barge-in lands mid-synthesis
+        welcome_message="Hello! Thanks for calling Acme Shop.",
+        interrupt_sensitivity="high",
+    ) as world:
+        out.write(
+            "\n━━ a cascading call (Media Streams → Deepgram → agent → Cartesia), all fakes on loopback\n"
         )
-        model = OpenAIChatModel("gpt-4o-mini", base_url=llm.base_url, api_key="local")
-        async with (
-            AgentRuntime(interfaces=[interface], port=0, store=store, model=model) as runtime,
-            httpx.AsyncClient(timeout=10) as http,
-        ):
+        call = await world.call()
+        call_id, stream, cartesia = call.call_id, call.stream, world.cartesia
+        out.write(
+            f"   Twilio opens {stream.url} with the stream token; the server admits and claims the call\n"
+        )
+        expect(await _until(lambda: stream.heard_ms > 0), "the greeting plays")
+        await stream.say(silence(400))
+        await _until(lambda: stream.queued_ms == 0, 10)
+        await stream.say(silence(300))
+        out.write(f"   caller hears the greeting ({stream.heard_ms:.0f} ms of audio)\n")
+        await stream.say(speech(800) + silence(900))
+        await _until(lambda: stream.queued_ms > 0, 5)
+        await _until(lambda: stream.queued_ms == 0, 15)
+        await stream.say(speech(800) + silence(900))
+        expect(await _until(lambda: stream.queued_ms > 800, 10), "the long answer starts playing")
+        onset = time.perf_counter()
+        clears = stream.clears
+        await stream.say(speech(300))
+        cut = await _until(lambda: stream.clears > clears, 5)
+        expect(cut, "the caller's speech cut the agent off")
+        if cut:
             out.write(
-                "\n━━ a cascading call (Media Streams → Deepgram → agent → Cartesia), all fakes on loopback\n"
+                f"   caller talks over the answer: clear sent {1000 * (stream.clear_times[-1] - onset):.0f} ms "
+                "after the caller started speaking\n"
             )
-            carrier = SimulatedCarrier("twilio", base_url=runtime.url, client=http)
-            request = carrier.incoming_call(to=NUMBER)
-            call_id = request.form["CallSid"][0]
-            answer = (await carrier.send(request)).answer
-            if answer is None:
-                return 1
-            stream = SimulatedMediaStream(
-                answer,
-                provider="twilio",
-                call_id=call_id,
-                account_id=carrier.account_id,
-                auth_token=carrier.auth_token,
+        await stream.say(speech(500) + silence(900))
+        await _until(lambda: stream.queued_ms > 0, 5)
+        await _until(lambda: stream.queued_ms == 0, 15)
+        await stream.press("1")
+        await stream.say(silence(1500))
+        await stream.hang_up()
+        await _until(
+            lambda: any(t.kind == "dtmf" for t in store.list_turns(call_id)), 5
+        )  # the last turn, kept
+        turns = store.list_turns(call_id)
+        out.write("   saved turns (kind, caller, agent as heard, first audio):\n")
+        for turn in turns:
+            said = (
+                turn.heard_text if turn.interrupted and turn.heard_text is not None else turn.assistant_text
             )
-            async with stream:
-                out.write(
-                    f"   Twilio opens {answer.url} with the stream token; the server admits and claims the call\n"
-                )
-                expect(await _until(lambda: stream.heard_ms > 0), "the greeting plays")
-                await stream.say(silence(400))
-                await _until(lambda: stream.queued_ms == 0, 10)
-                await stream.say(silence(300))
-                out.write(f"   caller hears the greeting ({stream.heard_ms:.0f} ms of audio)\n")
-                await stream.say(speech(800) + silence(900))
-                await _until(lambda: stream.queued_ms > 0, 5)
-                await _until(lambda: stream.queued_ms == 0, 15)
-                await stream.say(speech(800) + silence(900))
-                expect(await _until(lambda: stream.queued_ms > 800, 10), "the long answer starts playing")
-                onset = time.perf_counter()
-                clears = stream.clears
-                await stream.say(speech(300))
-                cut = await _until(lambda: stream.clears > clears, 5)
-                expect(cut, "the caller's speech cut the agent off")
-                if cut:
-                    out.write(
-                        f"   caller talks over the answer: clear sent {1000 * (stream.clear_times[-1] - onset):.0f} ms "
-                        "after the caller started speaking\n"
-                    )
-                await stream.say(speech(500) + silence(900))
-                await _until(lambda: stream.queued_ms > 0, 5)
-                await _until(lambda: stream.queued_ms == 0, 15)
-                await stream.press("1")
-                await stream.say(silence(1500))
-            turns = store.list_turns(call_id)
-            out.write("   saved turns (kind, caller, agent as heard, first audio):\n")
-            for turn in turns:
-                said = (
-                    turn.heard_text
-                    if turn.interrupted and turn.heard_text is not None
-                    else turn.assistant_text
-                )
-                first = f"{turn.first_token_ms:.0f} ms" if turn.first_token_ms is not None else "-"
-                cut_mark = "  ✂ cut here" if turn.interrupted else ""
-                out.write(
-                    f"     #{turn.turn} {turn.kind:7s} {turn.caller_text[:34]!r:36s} {said.strip()[:60]!r}{cut_mark}  {first}\n"
-                )
-            tools = [m for t in turns for m in json.loads(t.messages) if m.get("role") == "tool"]
-            expect(bool(tools), "the order tool ran")
-            expect(any(t.interrupted for t in turns), "the interrupted answer is cut in the history")
-            cancelled = [c for c in cartesia.contexts().values() if c.cancelled]
-            expect(bool(cancelled), "the TTS context was cancelled")
-            expect(any(isinstance(c, ClearAudio) for c in stream.received), "clear was sent")
-            plays = sum(isinstance(c, PlayAudio) for c in stream.received)
+            first = f"{turn.first_token_ms:.0f} ms" if turn.first_token_ms is not None else "-"
+            cut_mark = "  ✂ cut here" if turn.interrupted else ""
             out.write(
-                f"   {plays} audio pieces of 40 ms with marks; one Deepgram and one Cartesia socket for the call\n"
+                f"     #{turn.turn} {turn.kind:7s} {turn.caller_text[:34]!r:36s} {said.strip()[:60]!r}{cut_mark}  {first}\n"
             )
+        tools = [m for t in turns for m in json.loads(t.messages) if m.get("role") == "tool"]
+        expect(bool(tools), "the order tool ran")
+        expect(any(t.interrupted for t in turns), "the interrupted answer is cut in the history")
+        cancelled = [c for c in cartesia.contexts().values() if c.cancelled]
+        expect(bool(cancelled), "the TTS context was cancelled")
+        expect(any(isinstance(c, ClearAudio) for c in stream.received), "clear was sent")
+        plays = sum(isinstance(c, PlayAudio) for c in stream.received)
+        out.write(
+            f"   {plays} audio pieces of 40 ms with marks; one Deepgram and one Cartesia socket for the call\n"
+        )
     return 1 if failures else 0

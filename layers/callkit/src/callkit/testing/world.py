@@ -105,6 +105,7 @@ async def loopback_world(
     heard: DeepgramScript | None = None,
     realtime: Sequence[ScriptEntry] = (),
     realtime_heard: Sequence[str] = (),
+    realtime_voice: str = "marin",
     cartesia: dict[str, Any] | None = None,
     deepgram_key: str = TEST_DEEPGRAM_API_KEY,
     **interface_options: Any,
@@ -131,7 +132,9 @@ async def loopback_world(
             options["stt"] = DeepgramSTT(api_key=deepgram_key, base_url=deepgram.base_url)
             options["tts"] = CartesiaTTS(api_key="cartesia-key", voice_id="voice-1", base_url=tts.base_url)
         else:
-            options["realtime"] = OpenAIRealtimeProvider(api_key=TEST_OPENAI_API_KEY, base_url=rt.base_url)
+            options["realtime"] = OpenAIRealtimeProvider(
+                api_key=TEST_OPENAI_API_KEY, voice=realtime_voice, base_url=rt.base_url
+            )
         interface = CallInterface(
             agent=agent or support_agent,
             provider=provider,
@@ -153,4 +156,10 @@ async def loopback_world(
             carrier = SimulatedCarrier(
                 provider, base_url=runtime.url, auth_token=AUTH_TOKEN, account_id=account, client=http
             )
-            yield World(runtime, carrier, api, llm, deepgram, tts, rt, interface)
+            world = World(runtime, carrier, api, llm, deepgram, tts, rt, interface)
+            try:
+                yield world
+            finally:  # a call still open hangs up before the runtime goes
+                for call in world.calls:
+                    with contextlib.suppress(Exception):
+                        await call.stream.hang_up()
