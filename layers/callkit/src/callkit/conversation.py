@@ -17,17 +17,22 @@ Rules, in the order they come up:
   without tools, for its closing words;
 * after ``max_tool_rounds`` rounds of tool calls the model is asked once more with
   ``tool_choice="none"``;
-* no model event (text, or a whole tool call) within ``first_token_timeout`` of a request, a turn
-  longer than ``turn_timeout`` (tools included; a stall between bytes is bounded by the HTTP
-  client's read timeout), a model, transport or protocol error, or an answer with nothing to
-  say: the caller hears ``APOLOGY`` and the turn completes with it. Never silence, never an
-  exception out of the generator, except ``asyncio.CancelledError``, which goes through at once
-  (barge-in) after closing the model's HTTP response.
+* a caller waiting on a slow model hears ``filler`` (when given: "One moment, please.") once
+  ``filler_after`` seconds pass with nothing said yet this turn; the model's words follow it;
+* tool calls of an answer cut off by the length limit (``finish_reason: "length"``) are not run:
+  their arguments may be cut too;
+* no model event (text, or a whole tool call) within ``first_token_timeout`` of a request, none
+  for ``stall_timeout`` once it has started answering, a turn longer than ``turn_timeout``
+  (tools included), a model, transport or protocol error, or an answer with nothing to say: the
+  caller hears ``APOLOGY`` and the turn completes with it. Never silence, never an exception out
+  of the generator, except ``asyncio.CancelledError``, which goes through at once (barge-in)
+  after closing the model's HTTP response.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -139,6 +144,37 @@ def _joined(spoken: list[str], text: str) -> str:
     return text
 
 
+class _Reader:
+    """Reads a model stream under deadlines; a read still waiting when the filler is due goes on."""
+
+    def __init__(self, stream: AsyncIterator[ChatEvent]) -> None:
+        self.stream = stream
+        self._read: asyncio.Future[ChatEvent] | None = None
+
+    async def next(
+        self, limit: float, filler_at: float | None, clock: Callable[[], float]
+    ) -> ChatEvent | None:
+        """The next event by ``limit`` (else ``TimeoutError``), or ``None`` at ``filler_at`` if sooner."""
+        read = self._read = self._read or asyncio.ensure_future(anext(self.stream))
+        until = limit if filler_at is None or filler_at >= limit else filler_at
+        done, _ = await asyncio.wait({read}, timeout=max(0.0, until - clock()))
+        if read in done:
+            self._read = None
+            return read.result()
+        if until < limit:
+            return None  # the read goes on; aclose() stops it if nobody comes back for it
+        raise TimeoutError("the model did not answer in time")
+
+    async def aclose(self) -> None:
+        """Stop a read in flight, then close the stream (its HTTP response with it)."""
+        read, self._read = self._read, None
+        if read is not None:
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, CallkitError):
+                await read
+        await _close(self.stream)
+
+
 async def _close(stream: AsyncIterator[ChatEvent]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
@@ -154,12 +190,16 @@ async def run_turn(
     max_tool_rounds: int = 4,
     turn_timeout: float = 30.0,
     first_token_timeout: float = 10.0,
+    stall_timeout: float = 5.0,
     apology: str = APOLOGY,
+    filler: str | None = None,
+    filler_after: float = 2.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[TurnEvent, None]:
     """Answer ``user_text`` after ``history``; see the module docstring for the rules.
 
-    ``apology`` is what the caller hears when the turn fails (the interface's ``Phrases``).
+    ``apology`` and ``filler`` are what the caller hears when the turn fails and while a slow model
+    is awaited (the interface's ``Phrases``).
     """
     started = clock()
     deadline = started + turn_timeout
@@ -190,17 +230,30 @@ async def run_turn(
             calls: list[ToolCall] = []
             round_text = []
             round_started = clock()
-            stream = model.stream(context, schemas, tool_choice="none" if closing and schemas else None)
+            reader = _Reader(
+                model.stream(context, schemas, tool_choice="none" if closing and schemas else None)
+            )
+            truncated = False
             try:
-                responded = False
+                last_event: float | None = None
                 while True:
-                    limit = deadline if responded else min(deadline, round_started + first_token_timeout)
+                    if last_event is None:
+                        limit = min(deadline, round_started + first_token_timeout)
+                    else:
+                        limit = min(deadline, last_event + stall_timeout)
+                    filler_at = round_started + filler_after if filler and not spoken else None
                     try:
-                        async with asyncio.timeout(max(0.0, limit - clock())):
-                            event = await anext(stream)
+                        event = await reader.next(limit, filler_at, clock)
                     except StopAsyncIteration:
                         break
-                    responded = True
+                    if event is None:  # still waiting on the model: the caller hears the filler
+                        assert filler is not None
+                        spoken.append(filler)
+                        if first_token is None:
+                            first_token = clock() - started
+                        yield Speech(filler)
+                        continue
+                    last_event = clock()
                     if isinstance(event, TextDelta):
                         text = _joined(spoken, event.text) if not round_text else event.text
                         round_text.append(text)
@@ -210,10 +263,17 @@ async def run_turn(
                         yield Speech(text)
                     elif isinstance(event, ToolCallDone):
                         calls.append(event.call)
-                    elif isinstance(event, Finished) and event.usage is not None:
-                        usage = event.usage if usage is None else usage + event.usage
+                    elif isinstance(event, Finished):
+                        truncated = event.reason == "length"
+                        if event.usage is not None:
+                            usage = event.usage if usage is None else usage + event.usage
             finally:
-                await _close(stream)
+                await reader.aclose()
+            if truncated and calls:
+                log.warning(
+                    "tool calls cut off by the length limit not run", extra={"callkit": {"calls": len(calls)}}
+                )
+                calls = []
 
             if not calls or closing:
                 # Tool calls in a closing round are dropped: nothing would answer them.

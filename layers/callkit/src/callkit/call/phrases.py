@@ -30,6 +30,8 @@ class Phrases:
     )
     #: Spoken for one turn the agent could not answer; the call goes on.
     turn_apology: str = "Sorry, I'm having trouble right now. Could you say that again?"
+    #: Spoken while a slow model is awaited (once a turn, after ``run_turn``'s ``filler_after``).
+    filler: str = "One moment, please."
     #: Spoken when the server shuts down under a live call (a deploy that outlasted the drain).
     shutdown: str = "Sorry, we have to end the call now. Please call back in a minute. Goodbye."
     #: To the model: a key the caller pressed (``{digit}`` is replaced).
@@ -52,6 +54,7 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Por favor, llame más tarde. Adiós."
         ),
         turn_apology="Lo siento, estoy teniendo problemas. ¿Podría repetirlo?",
+        filler="Un momento, por favor.",
         unavailable="Lo sentimos, no podemos atender su llamada ahora. Por favor, inténtelo más tarde. Adiós.",
         shutdown="Lo sentimos, tenemos que terminar la llamada. Por favor, llame en un minuto. Adiós.",
     ),
@@ -62,6 +65,7 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Merci de rappeler plus tard. Au revoir."
         ),
         turn_apology="Désolé, j'ai un problème. Pourriez-vous répéter ?",
+        filler="Un instant, s'il vous plaît.",
         unavailable="Désolé, nous ne pouvons pas prendre votre appel. Merci de réessayer plus tard. Au revoir.",
         shutdown="Désolé, nous devons mettre fin à l'appel. Merci de rappeler dans une minute. Au revoir.",
     ),
@@ -72,6 +76,7 @@ PHRASES: Final[dict[str, Phrases]] = {
             "Bitte rufen Sie später wieder an. Auf Wiederhören."
         ),
         turn_apology="Entschuldigung, ich habe gerade ein Problem. Könnten Sie das wiederholen?",
+        filler="Einen Moment bitte.",
         unavailable=(
             "Entschuldigung, wir können Ihren Anruf gerade nicht annehmen. "
             "Bitte versuchen Sie es später noch einmal. Auf Wiederhören."

@@ -305,8 +305,14 @@ class RelayHandler:
             sent.append(piece)
             return True
 
+        phrases = phrases_for(interface)
         turns = run_turn(
-            agent, self.model_for(interface), history, text, apology=phrases_for(interface).turn_apology
+            agent,
+            self.model_for(interface),
+            history,
+            text,
+            apology=phrases.turn_apology,
+            filler=phrases.filler,
         )
         try:
             async for item in turns:

@@ -379,6 +379,7 @@ class CascadingCall:
                 history,
                 text,
                 apology=self.phrases.turn_apology,
+                filler=self.phrases.filler,
             )
             async for item in events:
                 log.observe(item)
