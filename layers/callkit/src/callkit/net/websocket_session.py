@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from callkit.errors import ConfigurationError, ProtocolError, ServiceError
 from callkit.net.retry import RetryPolicy, retry_after
 
-__all__ = ["Inbox", "SessionState", "SocketPolicy", "SocketStats", "WebSocketSession"]
+__all__ = ["CONNECT_RETRY", "Inbox", "SessionState", "SocketPolicy", "SocketStats", "WebSocketSession"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ SessionState = Literal["idle", "connecting", "open", "reconnecting", "down", "cl
 """``down``: the socket was lost and ``reopen_on_demand`` waits for the next ``_open``."""
 
 _CLOSE_PROTOCOL_ERROR: Final = 1002
+#: A (re)connect on a call: a few quick tries (a refused or reset TCP connection, a 503), never one
+#: that starts after a slow attempt has already kept the caller waiting for seconds.
+CONNECT_RETRY: Final = RetryPolicy(
+    max_attempts=3, deadline=6.0, attempt_allowance=0.5, backoff_base=0.2, backoff_max=1.0
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +67,7 @@ class SocketPolicy:
 
     connect_timeout: float = 5.0
     close_timeout: float = 2.0
-    retry: RetryPolicy = RetryPolicy(
-        max_attempts=3, deadline=6.0, attempt_allowance=0.5, backoff_base=0.2, backoff_max=1.0
-    )
+    retry: RetryPolicy = CONNECT_RETRY
     max_reconnects: int = 0
     reopen_on_demand: bool = False
     hold_bytes: int = 0
@@ -332,7 +335,11 @@ class WebSocketSession:
             wait = None
             if error.retryable:
                 wait = self.policy.retry.delay(
-                    attempts, elapsed=now - started, last_attempt=now - began, retry_after=hint, rand=self._rand
+                    attempts,
+                    elapsed=now - started,
+                    last_attempt=now - began,
+                    retry_after=hint,
+                    rand=self._rand,
                 )
             if wait is None:
                 raise error from cause
@@ -363,7 +370,9 @@ class WebSocketSession:
         except InvalidURI as exc:
             raise ConfigurationError(f"the {self.name} URL is not a WebSocket URL: {exc}") from None
         except (OSError, WebSocketException) as exc:
-            raise ServiceError(f"cannot connect to {self.name}: {type(exc).__name__}", retryable=True) from exc
+            raise ServiceError(
+                f"cannot connect to {self.name}: {type(exc).__name__}", retryable=True
+            ) from exc
 
     def _attach(self, ws: ClientConnection) -> None:
         self._ws = ws
