@@ -183,7 +183,9 @@ class DeepgramSession(WebSocketSession):
     def _refusal(self, status: int, headers: Mapping[str, str]) -> ServiceError:
         detail = headers.get("dg-error", "")
         retryable = status in (408, 429) or status >= 500
-        return ServiceError(f"Deepgram refused the stream: HTTP {status} {detail}".rstrip(), retryable=retryable)
+        return ServiceError(
+            f"Deepgram refused the stream: HTTP {status} {detail}".rstrip(), retryable=retryable
+        )
 
     async def _handshake(self, ws: ClientConnection) -> None:
         request_id = ws.response.headers.get("dg-request-id", "") if ws.response is not None else ""
