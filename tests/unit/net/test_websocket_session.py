@@ -115,7 +115,7 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
 
 
 def echo_tasks() -> list[asyncio.Task[object]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("Echo-") and not t.done()]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("echo-") and not t.done()]
 
 
 async def until_state(session: Echo, state: SessionState) -> None:

@@ -383,7 +383,7 @@ class WebSocketSession:
             self._keepalive = self._spawn(self._keep_alive(self.policy.keepalive_interval), "keepalive")
 
     def _spawn(self, work: Coroutine[Any, Any, None], role: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(work, name=f"{self.name}-{role}")
+        task = asyncio.create_task(work, name=f"{self.name.lower().replace(' ', '-')}-{role}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
