@@ -207,7 +207,8 @@ class WebSocketSession:
 
     def _close_error(self, code: int | None, reason: str) -> ServiceError | None:
         """What a close by the server means: ``None`` when the stream ended as asked."""
-        return ServiceError(f"{self.name} closed the connection: {code} {reason}".rstrip(), retryable=True)
+        detail = f"{code} {reason}".rstrip()
+        return ServiceError(f"the {self.name} connection was lost (close code {detail})", retryable=True)
 
     def _refusal(self, status: int, headers: Mapping[str, str]) -> ServiceError:
         """The error for a refused handshake: retry a timeout, a rate limit or an outage only."""

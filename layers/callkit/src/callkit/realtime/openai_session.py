@@ -55,10 +55,6 @@ log = logging.getLogger(__name__)
 ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
 
-def _is_retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
 @dataclass(slots=True)
 class SessionStats(SocketStats):
     """The socket's counters (``messages``: frames received after ``session.updated``), and:"""
@@ -187,14 +183,6 @@ class OpenAIRealtimeSession(WebSocketSession):
         event = parse_server_event(message)
         self._count(event)
         self._inbox.put(event)
-
-    def _close_error(self, code: int | None, reason: str) -> ServiceError:
-        return ServiceError("the OpenAI Realtime socket dropped", retryable=True)
-
-    def _refusal(self, status: int, headers: Mapping[str, str]) -> ServiceError:
-        return ServiceError(
-            f"OpenAI Realtime refused the connection: HTTP {status}", retryable=_is_retryable_status(status)
-        )
 
     def _on_failed(self, error: ServiceError) -> None:
         self._inbox.fail(error)

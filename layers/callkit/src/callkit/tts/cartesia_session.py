@@ -46,7 +46,6 @@ from callkit.tts.cartesia_protocol import (
     Timestamps,
     cancel_request,
     generation_request,
-    is_retryable_status,
     parse_message,
 )
 
@@ -149,14 +148,6 @@ class CartesiaSession(WebSocketSession):
             "Authorization": f"Bearer {self.config.api_key}",
             "Cartesia-Version": self.config.cartesia_version,
         }
-
-    def _refusal(self, status: int, headers: Mapping[str, str]) -> ServiceError:
-        return ServiceError(
-            f"Cartesia refused the connection: HTTP {status}", retryable=is_retryable_status(status)
-        )
-
-    def _close_error(self, code: int | None, reason: str) -> ServiceError:
-        return ServiceError(f"the Cartesia connection was lost (close code {code})", retryable=True)
 
     def _on_lost(self, error: ServiceError) -> None:
         self._fail_all(error)  # a context does not survive its socket
