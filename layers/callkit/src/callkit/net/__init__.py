@@ -1,4 +1,8 @@
-"""Network plumbing with stdlib imports only, for provider clients on a Lambda cold path."""
+"""Network plumbing with stdlib imports only, for provider clients on a Lambda cold path.
+
+``callkit.net.websocket_session`` (the provider WebSocket base; needs ``websockets``) is not
+imported here: import it by its module name.
+"""
 
 from callkit.net.http1 import (
     ConnectError,

@@ -22,17 +22,17 @@ so the pipeline apologises instead. The message format lives in ``openai_protoco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from callkit.errors import ConfigurationError, ProtocolError, ServiceError
+from callkit.net.websocket_session import Inbox, SocketPolicy, SocketStats, WebSocketSession
 from callkit.realtime.openai import OpenAIRealtimeProvider
 from callkit.realtime.openai_protocol import (
     MAX_MESSAGE_BYTES,
@@ -51,25 +51,28 @@ __all__ = ["OpenAIRealtimeSession", "ResponseGate", "SessionStats"]
 
 log = logging.getLogger(__name__)
 
-_Item = RealtimeEvent | ServiceError | None
 #: Raised by the server when a ``response.create`` overlaps an active response (§3.5).
 ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
 
-def _is_retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
 @dataclass(slots=True)
-class SessionStats:
-    messages: int = 0  # frames received after session.updated
+class SessionStats(SocketStats):
+    """The socket's counters (``messages``: frames received after ``session.updated``), and:"""
+
     unknown: int = 0  # well-formed events we do not handle
     beta_events: int = 0  # retired beta event names (should stay 0: we speak GA only)
     errors: int = 0  # in-band ``error`` events
 
 
-class OpenAIRealtimeSession:
-    """The Realtime socket of one call. Not thread-safe; one event loop."""
+class OpenAIRealtimeSession(WebSocketSession):
+    """The Realtime socket of one call. Not thread-safe; one event loop.
+
+    The socket's policy is ``callkit.net.websocket_session``'s, with no reconnect (the module
+    docstring says why); the setup exchange is its ``_handshake``.
+    """
+
+    name = "OpenAI Realtime"
+    stats: SessionStats
 
     def __init__(
         self,
@@ -83,20 +86,18 @@ class OpenAIRealtimeSession:
             raise ConfigurationError(
                 "OpenAIRealtimeProvider needs api_key= or the OPENAI_API_KEY environment variable"
             )
+        policy = SocketPolicy(connect_timeout=connect_timeout, max_message_bytes=MAX_MESSAGE_BYTES)
+        super().__init__(policy, stats=SessionStats())
         self.config = config
-        self.stats = SessionStats()
-        self._connect_timeout = connect_timeout
         self._update_timeout = update_timeout
         # ``extra_headers`` is for gateways in front of OpenAI; Authorization always wins.
         self._headers = {**(extra_headers or {}), "Authorization": f"Bearer {config.api_key}"}
-        self._ws: ClientConnection | None = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
-        self._closed = False
+        self._inbox: Inbox[RealtimeEvent] = Inbox()
+        self._session_update: Mapping[str, Any] = {}
         self.session_id = ""
 
     def __repr__(self) -> str:
-        return f"OpenAIRealtimeSession({self.config!r}, connected={self._ws is not None})"
+        return f"OpenAIRealtimeSession({self.config!r}, connected={self.connected})"
 
     async def __aenter__(self) -> OpenAIRealtimeSession:
         return self
@@ -108,50 +109,28 @@ class OpenAIRealtimeSession:
 
     async def connect(self, session_update: Mapping[str, Any]) -> None:
         """Open the socket and configure the session. Raises ``ServiceError``."""
-        if self._closed or self._ws is not None:
+        if self.state != "idle":
             raise ServiceError("an OpenAI Realtime session connects once")
-        ws = await self._open()
-        self._ws = ws
+        self._session_update = session_update
+        await self._open()
+
+    def url(self) -> str:
+        return self.config.url()
+
+    def headers(self) -> Mapping[str, str]:
+        return self._headers
+
+    async def _handshake(self, ws: ClientConnection) -> None:
         try:
             async with asyncio.timeout(self._update_timeout):
                 created = await self._expect(ws, SessionCreated)
                 self.session_id = created.session_id
-                await ws.send(json_text(session_update))
+                await ws.send(json_text(self._session_update))
                 await self._expect(ws, SessionUpdated)
         except TimeoutError:
-            await self.close()
             raise ServiceError(
                 "OpenAI Realtime did not configure the session in time", retryable=True
             ) from None
-        except BaseException:
-            await self.close()
-            raise
-        self._reader = asyncio.create_task(self._read(ws), name="openai-realtime-reader")
-
-    async def _open(self) -> ClientConnection:
-        try:
-            return await connect(
-                self.config.url(),
-                additional_headers=self._headers,
-                open_timeout=self._connect_timeout,
-                max_size=MAX_MESSAGE_BYTES,
-                # JSON with base64 audio compresses poorly; deflate would only cost CPU per call.
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ServiceError(
-                f"OpenAI Realtime refused the connection: HTTP {status}",
-                retryable=_is_retryable_status(status),
-            ) from None
-        except InvalidURI as exc:
-            raise ConfigurationError(
-                f"OpenAIRealtimeProvider base_url is not a WebSocket URL: {exc}"
-            ) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise ServiceError(
-                f"cannot connect to OpenAI Realtime: {type(exc).__name__}", retryable=True
-            ) from exc
 
     async def _expect[E: (SessionCreated, SessionUpdated)](self, ws: ClientConnection, kind: type[E]) -> E:
         """Read until an event of ``kind``; an ``error`` or a close first is a ``ServiceError``."""
@@ -176,39 +155,20 @@ class OpenAIRealtimeSession:
 
     async def close(self) -> None:
         """Close the socket; ``events()`` ends without an error. Idempotent."""
-        self._closed = True
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            await ws.close()
-        if self._reader is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-        self._queue.put_nowait(None)
+        await self._close()
+        self._inbox.end()
 
     # --- frames ---------------------------------------------------------------------------------
 
     async def send(self, text_event: str) -> None:
         """Send one client event (JSON text from ``openai_protocol``). Raises ``ServiceError``."""
-        ws = self._ws
-        if ws is None:
+        if self.state == "idle":
             raise ServiceError("the OpenAI Realtime session is not connected")
-        try:
-            await ws.send(text_event)
-        except ConnectionClosed:
-            raise ServiceError("the OpenAI Realtime socket is gone", retryable=True) from None
+        await self._send(text_event, hold=False)
 
-    async def events(self) -> AsyncIterator[RealtimeEvent]:
+    def events(self) -> AsyncIterator[RealtimeEvent]:
         """Events in arrival order until ``close()``; a drop raises a retryable ``ServiceError``."""
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                self._queue.put_nowait(None)  # later iterators end too
-                return
-            if isinstance(item, ServiceError):
-                self._queue.put_nowait(item)
-                raise item
-            yield item
+        return self._inbox
 
     def _count(self, event: RealtimeEvent) -> None:
         if isinstance(event, Unknown):
@@ -219,21 +179,13 @@ class OpenAIRealtimeSession:
         elif isinstance(event, RealtimeError):
             self.stats.errors += 1
 
-    async def _read(self, ws: ClientConnection) -> None:
-        try:
-            async for text in ws:
-                self.stats.messages += 1
-                event = parse_server_event(text)
-                self._count(event)
-                self._queue.put_nowait(event)
-        except ConnectionClosed:
-            pass
-        except ProtocolError as exc:
-            self._queue.put_nowait(ServiceError(f"OpenAI Realtime sent a malformed event: {exc}"))
-            await ws.close(1002, "malformed event")
-            return
-        if not self._closed:
-            self._queue.put_nowait(ServiceError("the OpenAI Realtime socket dropped", retryable=True))
+    def _on_message(self, message: str | bytes) -> None:
+        event = parse_server_event(message)
+        self._count(event)
+        self._inbox.put(event)
+
+    def _on_failed(self, error: ServiceError) -> None:
+        self._inbox.fail(error)
 
 
 def json_text(event: Mapping[str, Any]) -> str:

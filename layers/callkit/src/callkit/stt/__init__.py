@@ -1,10 +1,8 @@
-"""Speech-to-text provider configurations (cascading pipeline)."""
+"""Speech-to-text: the vendor-neutral configuration protocol and the providers callkit ships."""
 
 from __future__ import annotations
 
 from callkit.stt.deepgram import DeepgramSTT
-
-STTConfig = DeepgramSTT
-"""Every STT configuration callkit knows; a union as more providers arrive."""
+from callkit.stt.events import STTConfig
 
 __all__ = ["DeepgramSTT", "STTConfig"]

@@ -2,16 +2,17 @@
 
 A vendor module (``callkit.stt.deepgram_session``) turns its wire protocol into these; the pipeline
 (``callkit.stream.cascading``) depends on nothing else, so a second STT vendor needs no change
-there: a configuration whose ``session()`` returns an ``STTSession``.
+there: an ``STTConfig``, whose ``session()`` returns an ``STTSession``. The socket's policy
+(connect, reconnect, held audio) is ``callkit.net.websocket_session``'s; a vendor writes its protocol.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["Interim", "STTEvent", "STTSession", "SpeechStarted", "Utterance"]
+__all__ = ["Interim", "STTConfig", "STTEvent", "STTSession", "SpeechStarted", "Utterance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,11 @@ class STTSession(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class STTConfig(Protocol):
+    """A recogniser's configuration (``CallInterface(stt=...)``): every call opens its own session."""
+
+    def session(self, *, encoding: Literal["mulaw"], sample_rate: Literal[8000]) -> STTSession:
+        """A new, unstarted session for one call; the pipeline sends μ-law at 8 kHz (a phone line)."""
+        ...

@@ -1,10 +1,8 @@
-"""Text-to-speech provider configurations (cascading pipeline)."""
+"""Text-to-speech: the vendor-neutral configuration protocol and the providers callkit ships."""
 
 from __future__ import annotations
 
 from callkit.tts.cartesia import CartesiaTTS
-
-TTSConfig = CartesiaTTS
-"""Every TTS configuration callkit knows; a union as more providers arrive."""
+from callkit.tts.reply import TTSConfig
 
 __all__ = ["CartesiaTTS", "TTSConfig"]

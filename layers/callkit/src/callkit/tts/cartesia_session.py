@@ -29,14 +29,12 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-
-from callkit.errors import ConfigurationError, ProtocolError, ServiceError, UnknownEventError
+from callkit.errors import ConfigurationError, ServiceError, UnknownEventError
+from callkit.net.websocket_session import SocketPolicy, SocketStats, WebSocketSession
 from callkit.tts.cartesia import CartesiaTTS
 from callkit.tts.cartesia_protocol import (
     AudioChunk,
@@ -48,7 +46,6 @@ from callkit.tts.cartesia_protocol import (
     Timestamps,
     cancel_request,
     generation_request,
-    is_retryable_status,
     parse_message,
 )
 
@@ -58,7 +55,6 @@ log = logging.getLogger(__name__)
 
 #: What the reader puts in a reply's queue: audio, the end (``None``) or the failure.
 _Item = bytes | ServiceError | None
-_CLOSE_PROTOCOL_ERROR: Final = 1002
 
 
 class ReplyState(enum.Enum):
@@ -76,23 +72,26 @@ _FINAL: Final = frozenset({ReplyState.DONE, ReplyState.CANCELLED, ReplyState.FAI
 
 
 @dataclass(slots=True)
-class SessionStats:
+class SessionStats(SocketStats):
     """Counters for one session (all connections it made)."""
 
-    connects: int = 0
-    messages: int = 0  # frames received
     audio_bytes: int = 0  # audio delivered to live replies
     dropped: int = 0  # frames of a context that is not live (cancelled, failed, unknown)
     ignored: int = 0  # frames of a type we do not handle (phoneme_timestamps, future types)
 
 
-class CartesiaSession:
+class CartesiaSession(WebSocketSession):
     """The Cartesia socket of one call. Not thread-safe; one event loop.
 
     ``encoding``/``sample_rate`` choose the audio format (μ-law 8 kHz for phone lines).
     ``add_timestamps`` collects word timings in ``reply.timestamps``. ``connect_timeout`` bounds the
-    handshake; ``response_timeout`` bounds the silence after ``end()`` before the reply fails.
+    handshake; ``response_timeout`` bounds the silence after ``end()`` before the reply fails. The
+    socket's policy is ``callkit.net.websocket_session``'s: a lost socket fails the replies in
+    flight and the next reply opens a new one.
     """
+
+    name = "Cartesia"
+    stats: SessionStats
 
     def __init__(
         self,
@@ -110,34 +109,18 @@ class CartesiaSession:
                 "CartesiaTTS needs api_key= or the CARTESIA_API_KEY environment variable"
             )
         config.require_voice()
+        policy = SocketPolicy(connect_timeout=connect_timeout, reopen_on_demand=True)
+        super().__init__(policy, stats=SessionStats(), clock=clock)
         self.config = config
         self.encoding: Encoding = encoding
         self.sample_rate: SampleRate = sample_rate
         self.add_timestamps = add_timestamps
-        self.stats = SessionStats()
-        self._connect_timeout = connect_timeout
         self.response_timeout = response_timeout
         self.clock = clock
-        self._headers = {
-            "Authorization": f"Bearer {config.api_key}",
-            "Cartesia-Version": config.cartesia_version,
-        }
-        self._ws: ClientConnection | None = None
-        self._connecting = asyncio.Lock()
         self._replies: dict[str, CartesiaReply] = {}
-        self._readers: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"CartesiaSession({self.config!r}, connected={self.connected})"
-
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     async def __aenter__(self) -> CartesiaSession:
         await self.connect()
@@ -150,58 +133,24 @@ class CartesiaSession:
 
     async def connect(self) -> None:
         """Open the socket now if it is not open (at call start). Raises ``ServiceError``."""
-        await self._connection()
-
-    async def _connection(self) -> ClientConnection:
-        async with self._connecting:
-            if self._closed:
-                raise ServiceError("the Cartesia session is closed")
-            if self._ws is None:
-                ws = await self._open()
-                if self.closed:  # aclose() ran while we connected
-                    await ws.close()
-                    raise ServiceError("the Cartesia session is closed")
-                self._ws = ws
-                self.stats.connects += 1
-                reader = asyncio.create_task(self._read(self._ws), name="cartesia-reader")
-                self._readers.add(reader)
-                reader.add_done_callback(self._readers.discard)
-            return self._ws
-
-    async def _open(self) -> ClientConnection:
-        try:
-            return await connect(
-                self.config.base_url,
-                additional_headers=self._headers,
-                open_timeout=self._connect_timeout,
-                # JSON with base64 audio compresses poorly; deflate would only cost CPU per call.
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ServiceError(
-                f"Cartesia refused the connection: HTTP {status}", retryable=is_retryable_status(status)
-            ) from None
-        except InvalidURI as exc:
-            raise ConfigurationError(f"CartesiaTTS base_url is not a WebSocket URL: {exc}") from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise ServiceError(f"cannot connect to Cartesia: {type(exc).__name__}", retryable=True) from exc
+        await self._open()
 
     async def aclose(self) -> None:
         """Close the socket; live replies fail with a non-retryable ``ServiceError``."""
-        self._closed = True
-        ws, self._ws = self._ws, None
         self._fail_all(ServiceError("the Cartesia session was closed"))
-        if ws is not None:
-            await ws.close()
-        for result in await asyncio.gather(*self._readers, return_exceptions=True):
-            if isinstance(result, BaseException):
-                log.error("Cartesia reader failed", exc_info=result)
+        await self._close()
 
-    def _lost(self, ws: ClientConnection, error: ServiceError) -> None:
-        if self._ws is ws:
-            self._ws = None
-            self._fail_all(error)
+    def url(self) -> str:
+        return self.config.base_url
+
+    def headers(self) -> Mapping[str, str]:
+        return {
+            "Authorization": f"Bearer {self.config.api_key}",
+            "Cartesia-Version": self.config.cartesia_version,
+        }
+
+    def _on_lost(self, error: ServiceError) -> None:
+        self._fail_all(error)  # a context does not survive its socket
 
     def _fail_all(self, error: ServiceError) -> None:
         replies, self._replies = self._replies, {}
@@ -210,29 +159,9 @@ class CartesiaSession:
 
     # --- receiving ------------------------------------------------------------------------------
 
-    async def _read(self, ws: ClientConnection) -> None:
-        error = ServiceError("Cartesia closed the connection", retryable=True)
+    def _on_message(self, message: str | bytes) -> None:
         try:
-            async for frame in ws:
-                try:
-                    self._dispatch(frame)
-                except ProtocolError:
-                    # We can no longer tell whose audio is whose: give up the socket.
-                    log.warning("Cartesia sent a message we cannot parse; closing the socket")
-                    error = ServiceError("Cartesia sent a message we cannot parse", retryable=True)
-                    self._lost(ws, error)
-                    await ws.close(_CLOSE_PROTOCOL_ERROR)
-                    return
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else "none"
-            error = ServiceError(f"the Cartesia connection was lost (close code {code})", retryable=True)
-        finally:
-            self._lost(ws, error)
-
-    def _dispatch(self, frame: str | bytes) -> None:
-        self.stats.messages += 1
-        try:
-            event = parse_message(frame)
+            event = parse_message(message)
         except UnknownEventError:
             self.stats.ignored += 1
             return
@@ -268,24 +197,23 @@ class CartesiaSession:
 
     def new_reply(self) -> CartesiaReply:
         """A new context for one agent reply. The socket is (re)opened by its first ``send``."""
-        if self._closed:
+        if self.closed:
             raise RuntimeError("the Cartesia session is closed")
         return CartesiaReply(self, str(uuid.uuid4()))
 
     async def _send_input(self, reply: CartesiaReply, transcript: str, *, continue_: bool) -> None:
-        if reply._ws is None:
+        if reply._socket is None:
             try:
-                ws = await self._connection()
+                await self._open()
             except ServiceError as exc:
                 reply._fail(exc)
                 raise
             if reply.state is ReplyState.CANCELLED:  # cancelled while we connected
                 return
-            if reply._ws is None:  # (a concurrent send may have bound it meanwhile)
-                reply._ws = ws
+            if reply._socket is None:  # (a concurrent send may have bound it meanwhile)
+                reply._socket = self.epoch
                 reply._started_at = self.clock()
                 self._replies[reply.context_id] = reply
-        ws = reply._ws
         reply.state = ReplyState.STREAMING if continue_ else ReplyState.ENDED
         reply._last_activity = self.clock()
         request = generation_request(
@@ -298,19 +226,18 @@ class CartesiaSession:
             add_timestamps=self.add_timestamps,
         )
         try:
-            await ws.send(request)
-        except ConnectionClosed:
-            error = ServiceError("the Cartesia connection was lost", retryable=True)
-            self._lost(ws, error)
+            if reply._socket != self.epoch:  # its socket was lost (and replaced)
+                raise ServiceError("the Cartesia connection was lost", retryable=True)
+            await self._send(request)
+        except ServiceError as error:
             reply._fail(error)
-            raise error from None
+            raise
 
     async def _cancel(self, reply: CartesiaReply) -> None:
         self._replies.pop(reply.context_id, None)  # from now on its late frames are dropped
-        ws = reply._ws
-        if ws is not None and ws is self._ws:
-            with contextlib.suppress(ConnectionClosed):  # a lost socket cancels everything anyway
-                await ws.send(cancel_request(reply.context_id))
+        if reply._socket == self.epoch and self.connected:
+            with contextlib.suppress(ServiceError):  # a lost socket cancels everything anyway
+                await self._send(cancel_request(reply.context_id))
 
 
 def _service_error(event: CartesiaError) -> ServiceError:
@@ -336,7 +263,7 @@ class CartesiaReply:
         self._session = session
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._error: ServiceError | None = None
-        self._ws: ClientConnection | None = None
+        self._socket: int | None = None  # the session's socket (epoch) its context lives on
         self._started_at = 0.0
         self._last_activity = 0.0
         self._exhausted = False

@@ -2,15 +2,16 @@
 
 A vendor module (``callkit.tts.cartesia_session``) implements these over its wire protocol; the
 pipeline (``callkit.stream.cascading``) depends on nothing else, so a second TTS vendor needs no
-change there: a configuration whose ``session()`` returns a ``TTSSession``.
+change there: a ``TTSConfig``, whose ``session()`` returns a ``TTSSession``. The socket's policy is
+``callkit.net.websocket_session``'s; a vendor writes its protocol.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["TTSReply", "TTSSession"]
+__all__ = ["TTSConfig", "TTSReply", "TTSSession"]
 
 
 class TTSReply(Protocol):
@@ -43,3 +44,11 @@ class TTSSession(Protocol):
     def new_reply(self) -> TTSReply: ...
 
     async def aclose(self) -> None: ...
+
+
+class TTSConfig(Protocol):
+    """A synthesiser's configuration (``CallInterface(tts=...)``): every call opens its own session."""
+
+    def session(self, *, encoding: Literal["pcm_mulaw"], sample_rate: Literal[8000]) -> TTSSession:
+        """A new, unconnected session for one call; the pipeline plays μ-law at 8 kHz (a phone line)."""
+        ...
