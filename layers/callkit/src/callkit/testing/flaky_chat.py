@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from callkit.testing._listener import Listener
+
 __all__ = ["Failure", "FlakyChatServer", "Refusal", "Reset"]
 
 CREATED: Final = 1767225600
@@ -86,17 +88,11 @@ class FlakyChatServer:
         self.connections = 0
         #: ``time.monotonic()`` of each request's arrival.
         self.arrivals: list[float] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._port = 0
+        self._listener = Listener(self._serve, name="FlakyChatServer", ssl_context=ssl_context)
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FlakyChatServer is not running; use 'async with'")
-        port: int = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
-        self._port = port  # still known after the server has closed
-        return port
+        return self._listener.port
 
     @property
     def base_url(self) -> str:
@@ -104,29 +100,13 @@ class FlakyChatServer:
         return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     async def __aenter__(self) -> FlakyChatServer:
-        self._server = await asyncio.start_server(
-            self._accept, "127.0.0.1", 0, ssl=self.ssl_context, backlog=1024
-        )
-        self._port = self.port
+        await self._listener.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Our own task, not the one start_server makes of a coroutine callback: Python 3.12.1
-        # reports cancelling that one (at shutdown) as an unhandled exception.
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._listener.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from callkit.testing._listener import Listener
+
 __all__ = ["ForwardProxy", "ProxiedRequest"]
 
 
@@ -38,17 +40,13 @@ class ForwardProxy:
 
     refuse: int | None = None
     requests: list[ProxiedRequest] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _port: int = 0
+
+    def __post_init__(self) -> None:
+        self._listener = Listener(self._serve, name="ForwardProxy")
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ForwardProxy is not running; use 'async with'")
-        port: int = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
-        self._port = port  # still known after the server has closed
-        return port
+        return self._listener.port
 
     @property
     def connects(self) -> list[str]:
@@ -56,27 +54,13 @@ class ForwardProxy:
         return [r.target for r in self.requests if r.method == "CONNECT"]
 
     async def __aenter__(self) -> ForwardProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self._port = self.port
+        await self._listener.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Our own task, not the one start_server makes of a coroutine callback: Python 3.12.1
-        # reports cancelling that one (at shutdown) as an unhandled exception.
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._listener.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

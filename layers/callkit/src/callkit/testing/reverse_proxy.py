@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from callkit.testing._listener import Listener
+
 if TYPE_CHECKING:
     import httpx
 
@@ -44,36 +46,22 @@ class ReverseProxy:
 
     upstream: tuple[str, int] | None = None
     requests: list[ProxiedRequest] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _port: int = 0
+
+    def __post_init__(self) -> None:
+        self._listener = Listener(self._serve, name="ReverseProxy")
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ReverseProxy is not running; use 'async with'")
-        return self._port
+        return self._listener.port
 
     async def __aenter__(self) -> ReverseProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self._port = self._server.sockets[0].getsockname()[1]
+        await self._listener.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._listener.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.upstream is None:
