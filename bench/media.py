@@ -176,6 +176,22 @@ def serve(
     import logging
 
     logging.basicConfig(level=logging.ERROR)
+    profile_to = os.environ.get("CALLKIT_BENCH_PROFILE")  # cProfile the server: where to dump it
+    if not profile_to:
+        asyncio.run(main())
+        return
+    import cProfile
+    import signal
+
+    profiler = cProfile.Profile()
+
+    def dump(*_: Any) -> None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, dump)
+    profiler.enable()
     asyncio.run(main())
 
 

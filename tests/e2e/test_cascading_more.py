@@ -133,6 +133,36 @@ def test_a_tts_failure_ends_with_one_carrier_apology_and_no_task_left(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("provider", ["twilio", "plivo"])
+def test_a_tts_that_stalls_mid_reply_is_an_apology_within_seconds(
+    provider: str, dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cartesia falls silent after the answer's first chunk (and for every reply after): within a
+    few seconds the carrier speaks the apology and the call ends, once."""
+
+    async def scenario() -> None:
+        async with world(
+            dynamodb,
+            monkeypatch,
+            provider=provider,
+            script=["Where is my order 1001?"],
+            cartesia={"stall_from_context": 2},
+        ) as w:
+            call_id, stream = await open_stream(w)
+            await wait_for(lambda: any(isinstance(c, PlayAudio) for c in stream.received))
+            await stream.say(silence(300) + speech(700))
+            asked = asyncio.get_running_loop().time()
+            await stream.say(silence(900))
+            await wait_for(lambda: len(w.api.hangups) >= 1, 15)
+            waited = asyncio.get_running_loop().time() - asked
+            assert waited < 7.0, f"{waited:.1f} s of silence before the apology"
+            await asyncio.sleep(1.0)
+            assert [h.call_id for h in w.api.hangups] == [call_id]
+            await stream.hang_up()
+
+    asyncio.run(scenario())
+
+
 def test_a_refused_stt_key_is_an_apology_in_our_voice_and_one_hang_up(
     dynamodb: CallStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

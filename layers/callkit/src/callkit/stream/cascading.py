@@ -92,6 +92,7 @@ class _Turn:
     reply: TTSReply | None = None
     pieces: list[str] = field(default_factory=list)  # the text handed to the TTS, in order
     failed: bool = False  # the TTS failed while speaking it
+    audio_at: float = 0.0  # when the TTS last sent audio for it (clock)
 
     @property
     def text(self) -> str:
@@ -418,8 +419,7 @@ class CascadingCall:
         await self._act(AgentStarted(turn.number, known_text))
         started = self._clock()
         sent_chars = [0]  # characters handed to the TTS so far: marks never point past them
-        text_done = asyncio.Event()
-        sender = asyncio.ensure_future(self._play(turn, reply, started, sent_chars, text_done))
+        sender = asyncio.ensure_future(self._play(turn, reply, started, sent_chars))
         try:
             async for piece in pieces:
                 await self._act(AgentText(piece))
@@ -432,7 +432,12 @@ class CascadingCall:
                 await reply.send(piece)
             await self._act(AgentText("", final=True))
             await reply.end()
-            text_done.set()
+            turn.audio_at = self._clock()
+            # All text is out: the audio must keep coming. Checked once per stall period, not per
+            # chunk (a timeout per chunk costs a task each: bench/media.py at 100 calls).
+            while not (await asyncio.wait({sender}, timeout=TTS_STALL_SECONDS))[0]:
+                if self._clock() - turn.audio_at >= TTS_STALL_SECONDS:
+                    raise ServiceError("the TTS stalled mid-reply", retryable=True)
             await sender
             await self._act(AgentFinished())
         finally:
@@ -447,7 +452,6 @@ class CascadingCall:
         reply: TTSReply,
         started: float,
         sent_chars: list[int],
-        text_done: asyncio.Event,
     ) -> None:
         buffered, sent_ms, piece = b"", 0.0, 0
 
@@ -461,17 +465,8 @@ class CascadingCall:
             turn.log.output_started()
             await self._act(AgentPieceSent(mark, min(int(sent_ms / MS_PER_CHAR), sent_chars[0]), sent_ms))
 
-        chunks = reply.audio()
-        while True:
-            try:
-                if text_done.is_set():  # all text is out: the audio must keep coming
-                    audio = await asyncio.wait_for(anext(chunks), TTS_STALL_SECONDS)
-                else:
-                    audio = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError as exc:
-                raise ServiceError("the TTS stalled mid-reply", retryable=True) from exc
+        async for audio in reply.audio():
+            turn.audio_at = self._clock()
             buffered += audio
             while len(buffered) >= PIECE_BYTES:
                 chunk, buffered = buffered[:PIECE_BYTES], buffered[PIECE_BYTES:]

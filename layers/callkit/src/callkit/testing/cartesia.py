@@ -28,7 +28,8 @@ Faults: ``error_on_context=n`` answers the n-th context the server sees (counted
 connections, from 1) with ``error`` (``error``, by default 429 ``concurrency_limited``) in the
 shape of the version the client asked for (2026-03-01 and later: ``error_code``/``title``/
 ``message``; before: ``"error": "Title: message"``). ``errors_from_context=n`` answers the n-th
-context and every later one so (a service that stays down). ``drop_after_messages=n`` aborts the first
+context and every later one so (a service that stays down); ``stall_from_context=n`` makes the
+n-th context and every later one fall silent after its first chunk (no more audio, no ``done``). ``drop_after_messages=n`` aborts the first
 connection that has sent n messages, without a close frame, as a network failure does.
 """
 
@@ -186,6 +187,7 @@ class FakeCartesia:
         late_chunks_after_cancel: int = 0,
         error_on_context: int | None = None,
         errors_from_context: int | None = None,
+        stall_from_context: int | None = None,
         error: FakeError = CONCURRENCY_LIMITED,
         drop_after_messages: int | None = None,
     ) -> None:
@@ -198,6 +200,7 @@ class FakeCartesia:
         self.late_chunks_after_cancel = late_chunks_after_cancel
         self.error_on_context = error_on_context
         self.errors_from_context = errors_from_context
+        self.stall_from_context = stall_from_context
         self.error = error
         self.drop_after_messages = drop_after_messages
         self.connections: list[RecordedConnection] = []
@@ -327,6 +330,7 @@ class _Context:
     samples_sent: int = 0
     closed: bool = False  # ended, cancelled or failed: takes no more input
     task: asyncio.Task[None] | None = None
+    stalls: bool = False  # falls silent after its first chunk (``stall_from_context``)
 
 
 class _Connection:
@@ -484,6 +488,8 @@ class _Connection:
             output["sample_rate"],
             timestamps=request.get("add_timestamps") is True,
         )
+        stall = self.fake.stall_from_context
+        context.stalls = stall is not None and self.fake._contexts_seen >= stall
         context.task = asyncio.create_task(self._generate(context))
         self.contexts[context_id] = context
         return context
@@ -506,6 +512,8 @@ class _Connection:
                 await asyncio.sleep(delay)  # also yields, so a cancel is read between chunks
                 if context.record.cancelled or not await self._chunk(context, min(step, samples - start)):
                     return
+                if context.stalls:  # the service falls silent mid-reply
+                    await asyncio.Event().wait()
         if context.record.ended and not context.record.cancelled:
             context.record.done_sent = await self.send(
                 {"type": "done", "done": True, "status_code": 206, "context_id": context.record.context_id}
