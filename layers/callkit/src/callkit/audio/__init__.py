@@ -30,7 +30,13 @@ if TYPE_CHECKING:
     from callkit.audio.g711 import decode_mulaw, encode_mulaw
     from callkit.audio.pcm import Samples, decode_pcm16, encode_pcm16
     from callkit.audio.resampler import Resampler, resample
-    from callkit.audio.vad import FrameDecision, SpeechDetector, frame_energy_db
+    from callkit.audio.vad import (
+        FrameDecision,
+        SpeechDetector,
+        VoiceActivity,
+        frame_energy_db,
+        speech_detectors,
+    )
 
 __all__ = [
     "MULAW_8K",
@@ -45,6 +51,7 @@ __all__ = [
     "Resampler",
     "Samples",
     "SpeechDetector",
+    "VoiceActivity",
     "convert",
     "decode",
     "decode_mulaw",
@@ -55,6 +62,7 @@ __all__ = [
     "frame_energy_db",
     "resample",
     "silence",
+    "speech_detectors",
 ]
 
 # name -> the module that defines it; importing that module imports numpy.
@@ -73,6 +81,8 @@ _NUMPY_BACKED: dict[str, str] = {
     "resample": "resampler",
     "FrameDecision": "vad",
     "SpeechDetector": "vad",
+    "VoiceActivity": "vad",
+    "speech_detectors": "vad",
     "frame_energy_db": "vad",
 }
 
