@@ -153,3 +153,12 @@ def test_bad_arguments_are_refused(model: SileroModel) -> None:
         SpeechDetector(RATE, activity="neural")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threshold"):
         SpeechDetector(RATE, model=model, threshold=1.0)
+
+
+def test_quiet_windows_are_not_run(model: SileroModel) -> None:
+    stream = SileroStream(model, RATE)
+    stream.feed(line(1.0, seed=2))  # about -65 dBFS: a caller listening on a quiet line
+    assert stream.windows_run == 0
+    assert stream.probability == model.quiet[RATE][0] < 0.1
+    stream.feed(decode_mulaw(speech(300)))
+    assert stream.windows_run > 0

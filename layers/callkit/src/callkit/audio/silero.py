@@ -10,6 +10,11 @@ last 32 (64) samples of the previous window, and returns a speech probability an
 (``2 x 1 x 128`` floats). ``SileroStream`` cuts a stream into those windows whatever the size of
 the chunks it is fed (a 20-ms carrier frame is 160 samples, so a window completes on 5 frames of 8).
 
+A window quieter than ``QUIET_DBFS`` (a caller who listens on a quiet line, digital silence) is not
+run: the stream takes the state and probability the network settles into on silence, computed once
+when the model loads. Speech is not that quiet (the energy rule never takes such a frame for speech
+either), and a listening caller is most of a call, so this saves most of the model's CPU.
+
 One ``SileroModel`` serves every call: an onnxruntime ``InferenceSession`` may be run from several
 threads at once, and all per-call state lives in the ``SileroStream``. The session runs on one
 intra-op thread: a window is far too small to gain from a pool, and the media server shares its
@@ -41,12 +46,16 @@ MODEL_SHA256: Final = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279
 #: sample rate -> (window, context) in samples.
 WINDOWS: Final[dict[int, tuple[int, int]]] = {8000: (256, 32), 16000: (512, 64)}
 _STATE_SHAPE: Final = (2, 1, 128)
+#: Windows whose RMS is below this (dBFS, 0 = full-scale square wave) are taken as silence.
+QUIET_DBFS: Final = -55.0
+_QUIET_POWER: Final = 10 ** (QUIET_DBFS / 10)  # on samples scaled to [-1, 1)
+_SETTLE_WINDOWS: Final = 32  # ~1 s of silence: the state no longer changes
 
 
 class SileroModel:
     """The Silero VAD network in an onnxruntime session (CPU, one thread). Load once, share."""
 
-    __slots__ = ("_rates", "_session")
+    __slots__ = ("_rates", "_session", "quiet")
 
     def __init__(self, model: bytes | None = None) -> None:
         try:
@@ -69,6 +78,13 @@ class SileroModel:
             model, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._rates = {rate: np.array(rate, dtype=np.int64) for rate in WINDOWS}
+        self.quiet: dict[int, tuple[float, Floats]] = {}
+        """sample rate -> (probability, state) after a second of digital silence."""
+        for rate, (window, context) in WINDOWS.items():
+            probability, state = 0.0, np.zeros(_STATE_SHAPE, dtype=np.float32)
+            for _ in range(_SETTLE_WINDOWS):
+                probability, state = self.infer(np.zeros(context + window, dtype=np.float32), state, rate)
+            self.quiet[rate] = (probability, state)
 
     def infer(self, window: Floats, state: Floats, sample_rate: int) -> tuple[float, Floats]:
         """Speech probability of one window (context + window samples, in [-1, 1]) and the next state."""
@@ -81,7 +97,18 @@ class SileroModel:
 class SileroStream:
     """One stream's Silero state: context, recurrent state and samples waiting for a full window."""
 
-    __slots__ = ("_buffer", "_context", "_fill", "_state", "model", "probability", "sample_rate", "window")
+    __slots__ = (
+        "_buffer",
+        "_context",
+        "_fill",
+        "_quiet",
+        "_state",
+        "model",
+        "probability",
+        "sample_rate",
+        "window",
+        "windows_run",
+    )
 
     def __init__(self, model: SileroModel, sample_rate: int) -> None:
         if sample_rate not in WINDOWS:
@@ -92,8 +119,11 @@ class SileroStream:
         self._buffer: Floats = np.zeros(self._context + self.window, dtype=np.float32)
         self._fill = self._context
         self._state: Floats = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._quiet = model.quiet[sample_rate]
         self.probability = 0.0
         """The probability of the last complete window (0 before the first)."""
+        self.windows_run = 0
+        """Windows the network ran on (quiet ones are not run)."""
 
     def reset(self) -> None:
         """Forget everything: the next window starts from silence."""
@@ -112,7 +142,12 @@ class SileroStream:
             self._fill += take
             x = x[take:]
             if self._fill == end:
-                self.probability, self._state = self.model.infer(buffer, self._state, self.sample_rate)
+                window = buffer[self._context :]
+                if float(np.dot(window, window)) < _QUIET_POWER * window.size:
+                    self.probability, self._state = self._quiet
+                else:
+                    self.probability, self._state = self.model.infer(buffer, self._state, self.sample_rate)
+                    self.windows_run += 1
                 buffer[: self._context] = buffer[end - self._context :]
                 self._fill = self._context
         return self.probability
