@@ -2,7 +2,7 @@
 
     uv run python bench/vad_set.py [--out bench/results/vad_set]   # needs espeak-ng and sox
 
-``bench/vad.py`` builds it on demand (the first run takes about a minute). Nothing of it is
+``bench/vad.py`` builds it on demand (a few seconds). Nothing of it is
 committed: it is made again from this script, byte for byte on the same espeak-ng and sox (every
 random choice is seeded). Each clip is what a carrier delivers: a background bed, one foreground
 event starting at 1.0 s, band-limited to the telephone band (300-3400 Hz) and μ-law encoded.
