@@ -22,6 +22,7 @@ from callkit.stream.server import serve_stream
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
+    from callkit.audio.vad import SpeechDetector
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
@@ -47,7 +48,14 @@ def create_media_app(
     http: HTTPClient,
     model_for: Callable[[CallInterface], ChatModel],
     coordinator: DrainCoordinator,
+    speech_detector: Callable[[], SpeechDetector] | None = None,
 ) -> FastAPI:
+    """The app; ``speech_detector`` makes each cascading call's caller VAD (default: the winner
+    of bench/README.md's "Voice activity", its model loaded here, once for every call)."""
+    if speech_detector is None and any(i.pipeline == "cascading" for i in interfaces):
+        from callkit.audio import speech_detectors
+
+        speech_detector = speech_detectors()
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="callkit media server")
 
     @app.get("/healthz", include_in_schema=False)
@@ -70,6 +78,7 @@ def create_media_app(
             credentials=credentials,
             http=http,
             settings=settings,
+            speech_detector=speech_detector,
         )
 
     def route(path: str) -> WebSocketRoute:

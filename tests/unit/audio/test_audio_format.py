@@ -102,7 +102,7 @@ def test_numpy_stays_out_of_callkit_and_the_lambda_paths() -> None:
         "import sys, callkit, callkit.relay.handler, callkit.audio, callkit.audio.format\n"
         "from callkit.audio import AudioFormat, MULAW_8K\n"
         "print('numpy' in sys.modules)\n"
-        "from callkit.audio import Converter\n"
+        "from callkit.audio import decode_mulaw\n"
         "print('numpy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,5 @@
-"""Speech detection on generated signals: silence, noise, speech-like bursts over noise."""
+"""The energy rule of ``SpeechDetector`` (``activity="energy"``) on generated signals: silence, noise,
+speech-like bursts over noise. The Silero strategies: test_voice_activity.py."""
 
 from __future__ import annotations
 
@@ -56,20 +57,20 @@ def test_energy_in_dbfs() -> None:
 
 
 def test_digital_silence_is_not_speech() -> None:
-    decisions = run(SpeechDetector(RATE), np.zeros(RATE * 5, dtype=np.int16))
+    decisions = run(SpeechDetector(RATE, activity="energy"), np.zeros(RATE * 5, dtype=np.int16))
     assert not any(d.is_speech for d in decisions)
     assert {d.energy_db for d in decisions} == {SILENCE_DB}
 
 
 def test_mulaw_idle_and_comfort_noise_are_not_speech() -> None:
     idle = np.array([8, -8, 0, 8, 0, -8, 0, 0] * (RATE // 8 * 5), dtype=np.int16)  # μ-law's smallest steps
-    assert not any(speech_flags(SpeechDetector(RATE), idle))
-    assert not any(speech_flags(SpeechDetector(RATE), noise(5.0, -60.0)))
+    assert not any(speech_flags(SpeechDetector(RATE, activity="energy"), idle))
+    assert not any(speech_flags(SpeechDetector(RATE, activity="energy"), noise(5.0, -60.0)))
 
 
 @pytest.mark.parametrize("dbfs", [-40.0, -30.0])
 def test_no_false_positives_on_stationary_noise(dbfs: float) -> None:
-    assert not any(speech_flags(SpeechDetector(RATE), noise(10.0, dbfs)))
+    assert not any(speech_flags(SpeechDetector(RATE, activity="energy"), noise(10.0, dbfs)))
 
 
 @pytest.mark.parametrize("carrier", ["noise", "tone"])
@@ -81,7 +82,7 @@ def test_onset_within_two_frames_and_offset_within_the_hangover(noise_db: float,
         (lead, (burst.astype(np.int32) + noise(1.0, noise_db, seed=4)).clip(-32768, 32767))
     )
     signal = np.concatenate((signal, tail)).astype(np.int16)
-    flags = speech_flags(SpeechDetector(RATE), signal)
+    flags = speech_flags(SpeechDetector(RATE, activity="energy"), signal)
     onset, offset = 50, 100  # frames: 1 s of noise, then 1 s of speech
     assert not any(flags[:onset])
     assert flags.index(True) - onset <= 1  # within 2 frames (40 ms)
@@ -92,7 +93,7 @@ def test_onset_within_two_frames_and_offset_within_the_hangover(noise_db: float,
 
 
 def test_bursts_over_noise_are_each_found() -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     parts: list[Samples] = []
     for i in range(5):
         parts.append(noise(1.0, -50.0, seed=10 + i))
@@ -108,16 +109,16 @@ def test_bursts_over_noise_are_each_found() -> None:
 
 def test_a_step_up_in_noise_is_speech_only_briefly() -> None:
     signal = np.concatenate((noise(2.0, -70.0), noise(10.0, -40.0, seed=5)))
-    flags = speech_flags(SpeechDetector(RATE), signal)
+    flags = speech_flags(SpeechDetector(RATE, activity="energy"), signal)
     assert not any(flags[:100])
     assert not any(flags[100 + 75 :])  # the floor catches up within 1.5 s
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     run(detector, signal)
     assert detector.noise_floor_db == pytest.approx(-40.0, abs=2.0)
 
 
 def test_long_speech_does_not_lift_the_floor() -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     run(detector, noise(1.0, -60.0))
     floor = detector.noise_floor_db
     assert floor is not None
@@ -130,13 +131,13 @@ def test_long_speech_does_not_lift_the_floor() -> None:
 
 
 def test_quiet_speech_below_the_absolute_minimum_is_ignored() -> None:
-    detector = SpeechDetector(RATE, min_energy_db=-50.0)
+    detector = SpeechDetector(RATE, activity="energy", min_energy_db=-50.0)
     signal = np.concatenate((np.zeros(RATE, dtype=np.int16), speech_like(1.0, -56.0)))
     assert not any(speech_flags(detector, signal))
 
 
 def test_wideband_frames() -> None:
-    detector = SpeechDetector(16000, frame_ms=10, hangover_ms=100)
+    detector = SpeechDetector(16000, activity="energy", frame_ms=10, hangover_ms=100)
     assert detector.frame_samples == 160
     assert detector.hangover_frames == 10
     signal = np.concatenate((noise(1.0, -55.0, rate=16000), speech_like(0.5, -20.0, rate=16000)))
@@ -146,11 +147,11 @@ def test_wideband_frames() -> None:
 
 
 def test_configuration_is_checked() -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     with pytest.raises(ValueError, match="whole number"):
-        SpeechDetector(22050, frame_ms=3)
+        SpeechDetector(22050, activity="energy", frame_ms=3)
     with pytest.raises(ValueError, match="hangover"):
-        SpeechDetector(RATE, hangover_ms=-1)
+        SpeechDetector(RATE, activity="energy", hangover_ms=-1)
     assert detector.noise_floor_db is None
 
 
@@ -159,7 +160,7 @@ def test_configuration_is_checked() -> None:
 
 @pytest.mark.parametrize("length", [0, 1, 80, 159, 161, 320, 333, 4000])
 def test_any_frame_length_is_accepted(length: int) -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     decision = detector.process(noise(length / RATE, -30.0)[:length])
     assert isinstance(decision, FrameDecision)
     assert detector.frames_evaluated == length // FRAME
@@ -167,7 +168,7 @@ def test_any_frame_length_is_accepted(length: int) -> None:
 
 
 def test_empty_input_returns_the_last_decision() -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     assert detector.process(np.zeros(0, dtype=np.int16)) == FrameDecision(False, SILENCE_DB)
     flags = speech_flags(detector, np.concatenate((noise(1.0, -60.0), speech_like(0.2, -20.0))))
     assert flags[-1]
@@ -177,7 +178,7 @@ def test_empty_input_returns_the_last_decision() -> None:
 
 
 def test_a_partial_frame_is_completed_by_the_next_call() -> None:
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     detector.process(np.zeros(100, dtype=np.int16))
     assert (detector.frames_evaluated, detector.pending_samples, detector.noise_floor_db) == (0, 100, None)
     detector.process(np.zeros(60, dtype=np.int16))
@@ -187,9 +188,9 @@ def test_a_partial_frame_is_completed_by_the_next_call() -> None:
 
 def test_decisions_do_not_depend_on_how_the_audio_is_cut() -> None:
     signal = np.concatenate((noise(1.0, -55.0), speech_like(0.6, -20.0), noise(0.6, -55.0)))
-    expected = run(SpeechDetector(RATE), signal)
+    expected = run(SpeechDetector(RATE, activity="energy"), signal)
     assert any(d.is_speech for d in expected)
-    cut = SpeechDetector(RATE)
+    cut = SpeechDetector(RATE, activity="energy")
     rng = np.random.default_rng(7)
     position = 0
     while position < signal.size:
@@ -215,7 +216,7 @@ def samples(length: int, level: float, seed: int) -> Samples:
 def test_random_lengths_never_raise_and_count_whole_frames(
     lengths: list[int], level: float, rate: int
 ) -> None:
-    detector = SpeechDetector(rate)
+    detector = SpeechDetector(rate, activity="energy")
     total = 0
     for seed, length in enumerate(lengths):
         decision = detector.process(samples(length, level, seed))
@@ -230,7 +231,7 @@ def test_decoded_media_payloads_of_any_size_are_classified(payload_bytes: int) -
     """What the cascading pipeline does with each media frame's payload: μ-law decode, then VAD."""
     from callkit.audio import decode_mulaw
 
-    detector = SpeechDetector(RATE)
+    detector = SpeechDetector(RATE, activity="energy")
     for _ in range(3):
         detector.process(decode_mulaw((bytes(range(256)) * 2)[:payload_bytes]))
     assert detector.frames_evaluated == 3 * payload_bytes // FRAME

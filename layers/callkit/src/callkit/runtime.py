@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
     from callkit.agent import Agent
+    from callkit.audio.vad import SpeechDetector
     from callkit.interface import CallInterface
     from callkit.llm import ChatModel
     from callkit.preflight import Problem
@@ -138,6 +139,7 @@ class AgentRuntime:
             )
         self._stream_pipeline = stream_pipeline or self._default_pipeline
         self._default_streams = stream_pipeline is None
+        self._detectors: Callable[[], SpeechDetector] | None = None
         from callkit.net.http1 import HTTPClient
 
         self._http = HTTPClient(connect_timeout=3.0, read_timeout=10.0)
@@ -176,7 +178,18 @@ class AgentRuntime:
             credentials=self.switchboard.credentials,
             http=self._http,
             settings=self.settings,
+            speech_detector=self._speech_detector(admitted),
         )
+
+    def _speech_detector(self, admitted: Admitted) -> Callable[[], SpeechDetector] | None:
+        """Made at the first cascading call (it loads Silero's model, ~0.1 s) and kept for the rest."""
+        if admitted.interface.pipeline != "cascading":
+            return None
+        if self._detectors is None:
+            from callkit.audio import speech_detectors
+
+            self._detectors = speech_detectors()
+        return self._detectors
 
     async def _end_call(self, call_id: str) -> None:
         if self.relay is not None:

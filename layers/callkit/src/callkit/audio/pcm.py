@@ -21,7 +21,7 @@ def decode_pcm16(data: bytes | bytearray | memoryview) -> Samples:
     """Little-endian 16-bit bytes -> samples.
 
     On a little-endian host this is a read-only view of ``data``, not a copy. ``data`` must hold a
-    whole number of samples (``Converter`` carries a split sample across chunks).
+    whole number of samples.
     """
     if len(data) % 2:
         raise ValueError(f"16-bit PCM needs an even number of bytes, got {len(data)}")

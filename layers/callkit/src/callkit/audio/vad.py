@@ -1,4 +1,19 @@
-"""A frame-energy speech detector with an adaptive noise floor.
+"""The caller's speech detector: frame energy with an adaptive noise floor, and Silero VAD.
+
+``SpeechDetector`` decides speech or not per frame with one of three ``VoiceActivity`` strategies,
+chosen at construction (the figures behind the default are in bench/README.md, "Voice activity"):
+
+* ``"energy"``: the energy rule below alone. Cheap (a few µs a frame) but any loud non-speech
+  sound (a door, a keyboard, babble, a step up in noise) is speech to it.
+* ``"silero"``: the Silero VAD network (``callkit.audio.silero``) on every sample, its
+  probability read with hysteresis (speech from ``threshold``, until it falls below
+  ``threshold - 0.15``, as Silero's own streaming iterator does). The energy is still measured
+  (``FrameDecision.energy_db``) but does not decide.
+* ``"confirmed"``: the energy rule proposes and Silero confirms. Silero runs only while the energy
+  rule says speech, restarted at each onset on the last ``_PREROLL_MS`` of audio, so a quiet call
+  costs what the energy rule costs.
+
+The energy rule:
 
 Per frame (20 ms by default) it measures the energy in dBFS and calls the frame speech when that
 is ``margin_db`` above the noise floor **and** above ``min_energy_db``, so digital silence and
@@ -20,12 +35,28 @@ cuts it into whole frames itself and keeps a partial frame for the next call, so
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from functools import partial
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
 from callkit.audio.pcm import Samples
+
+if TYPE_CHECKING:
+    from callkit.audio.silero import SileroModel, SileroStream
+
+#: How a ``SpeechDetector`` decides (see the module docstring).
+VoiceActivity = Literal["energy", "silero", "confirmed"]
+VOICE_ACTIVITIES: Final[tuple[VoiceActivity, ...]] = ("energy", "silero", "confirmed")
+#: The media server's choice: bench/README.md, "Voice activity".
+DEFAULT_VOICE_ACTIVITY: Final[VoiceActivity] = "silero"
+#: Silero's speech probability threshold; speech ends below it minus ``_RELEASE``.
+DEFAULT_THRESHOLD: Final = 0.5
+_RELEASE: Final = 0.15
+#: Audio before an energy onset that Silero hears first in the "confirmed" strategy (3 windows).
+_PREROLL_MS: Final = 96
 
 #: Energy reported for digital silence (an all-zero frame).
 SILENCE_DB: Final = -100.0
@@ -59,6 +90,22 @@ def frame_energy_db(frame: Samples) -> float:
     return 10.0 * math.log10(max(power, _SILENCE_POWER))
 
 
+def speech_detectors(
+    activity: VoiceActivity = DEFAULT_VOICE_ACTIVITY, sample_rate: int = 8000
+) -> Callable[[], SpeechDetector]:
+    """What makes each call's detector. Silero's model is loaded here, once, and shared by them all.
+
+    Build it when the server starts: loading the model takes about 0.1 s and ~50 MB of RSS for
+    onnxruntime and the network (bench/README.md, "Voice activity"); each detector then adds a few KiB.
+    """
+    model = None
+    if activity != "energy":
+        from callkit.audio.silero import SileroModel
+
+        model = SileroModel()
+    return partial(SpeechDetector, sample_rate, activity=activity, model=model)
+
+
 def _per_frame(time_constant_s: float, frame_s: float) -> float:
     return 1.0 - math.exp(-frame_s / time_constant_s)
 
@@ -69,6 +116,10 @@ class SpeechDetector:
     A frame is ``frame_samples`` samples (``sample_rate * frame_ms / 1000``); ``process`` takes
     any number of samples and evaluates every whole frame they complete. One detector per stream,
     fed in order. The first frame sets the initial noise floor.
+
+    ``activity`` picks the strategy (module docstring); the Silero ones need 8 or 16 kHz and take
+    ``model``, the process's shared ``SileroModel`` (one is loaded here when none is given, which
+    takes some tens of ms: a server should load one at start and pass it to every call).
     """
 
     __slots__ = (
@@ -77,6 +128,7 @@ class SpeechDetector:
         "_alpha_quiet",
         "_alpha_speech",
         "_alpha_stationary",
+        "_confirming",
         "_flux",
         "_frames",
         "_hangover_left",
@@ -84,12 +136,17 @@ class SpeechDetector:
         "_noise_floor",
         "_pending",
         "_previous",
+        "_recent",
+        "_silero",
+        "_speaking",
+        "activity",
         "frame_ms",
         "frame_samples",
         "hangover_frames",
         "margin_db",
         "min_energy_db",
         "sample_rate",
+        "threshold",
     )
 
     def __init__(
@@ -100,11 +157,28 @@ class SpeechDetector:
         margin_db: float = 12.0,
         min_energy_db: float = -50.0,
         hangover_ms: int = 200,
+        activity: VoiceActivity = DEFAULT_VOICE_ACTIVITY,
+        model: SileroModel | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         if sample_rate <= 0 or frame_ms <= 0 or (sample_rate * frame_ms) % 1000:
             raise ValueError(f"a {frame_ms} ms frame at {sample_rate} Hz is not a whole number of samples")
         if hangover_ms < 0:
             raise ValueError("hangover_ms must not be negative")
+        if activity not in VOICE_ACTIVITIES:
+            raise ValueError(f"activity must be one of {VOICE_ACTIVITIES}, not {activity!r}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError("threshold must be a probability strictly between 0 and 1")
+        self.activity: VoiceActivity = activity
+        self.threshold = threshold
+        self._silero: SileroStream | None = None
+        if activity != "energy":
+            from callkit.audio.silero import SileroModel, SileroStream
+
+            self._silero = SileroStream(model if model is not None else SileroModel(), sample_rate)
+        self._speaking = False  # Silero's hysteresis
+        self._confirming = False  # "confirmed": Silero is running (the energy rule says speech)
+        self._recent: Samples = np.zeros(sample_rate * _PREROLL_MS // 1000, dtype=np.int16)
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
         self.frame_samples = sample_rate * frame_ms // 1000
@@ -163,8 +237,38 @@ class SpeechDetector:
 
     def _classify(self, frame: Samples) -> FrameDecision:
         self._frames += 1
-        self._last = self._decide(frame)
+        energy = self._decide(frame)
+        silero = self._silero
+        if silero is None:
+            self._last = energy
+        elif self.activity == "silero":
+            self._last = FrameDecision(self._hysteresis(silero.feed(frame)), energy.energy_db)
+        else:
+            self._last = FrameDecision(self._confirm(silero, frame, energy.is_speech), energy.energy_db)
         return self._last
+
+    def _hysteresis(self, probability: float) -> bool:
+        threshold = self.threshold if not self._speaking else self.threshold - _RELEASE
+        self._speaking = probability >= threshold
+        return self._speaking
+
+    def _confirm(self, silero: SileroStream, frame: Samples, proposed: bool) -> bool:
+        """Silero's verdict while the energy rule says speech; Silero sleeps otherwise."""
+        recent = self._recent
+        if frame.size >= recent.size:
+            self._recent = frame[-recent.size :].copy()
+        else:
+            self._recent = np.concatenate((recent[frame.size :], frame))
+        if not proposed:
+            self._confirming = self._speaking = False
+            return False
+        if self._confirming:
+            probability = silero.feed(frame)
+        else:  # an onset: start Silero afresh on the audio just before it
+            self._confirming = True
+            silero.reset()
+            probability = silero.feed(self._recent)
+        return self._hysteresis(probability)
 
     def _decide(self, frame: Samples) -> FrameDecision:
         energy = frame_energy_db(frame)

@@ -64,6 +64,7 @@ from callkit.llm.protocol import AssistantMessage, UserMessage
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from callkit.audio.vad import SpeechDetector
     from callkit.llm import ChatModel
     from callkit.net.http1 import HTTPClient
     from callkit.settings import Settings
@@ -111,6 +112,7 @@ class CascadingCall:
         credentials: Credentials,
         http: HTTPClient,
         settings: Settings,
+        speech_detector: Callable[[], SpeechDetector],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -122,6 +124,9 @@ class CascadingCall:
         self.http = http
         self._clock = clock
         self._wall = wall
+        # The caller's VAD, fed every inbound frame inline: Silero's ~70 µs a frame (bench/README.md,
+        # "Voice activity") is far below what would need a thread.
+        self._vad = speech_detector()
         self.history = History()
         self._turn: _Turn | None = None
         self._recent: dict[int, _Turn] = {}  # the last turns by number: a cut may follow their cancel
@@ -142,7 +147,7 @@ class CascadingCall:
     # --- the call ------------------------------------------------------------------------------
 
     async def run(self, admitted: Admitted, link: StreamLink) -> None:
-        from callkit.audio import SpeechDetector, decode_mulaw
+        from callkit.audio import decode_mulaw
 
         self.admitted, self.link = admitted, link
         interface = admitted.interface
@@ -151,7 +156,7 @@ class CascadingCall:
         self.machine = BargeIn(
             BargeInPolicy.from_interface(interface.interruptible, interface.interrupt_sensitivity)
         )
-        self._vad, self._decode = SpeechDetector(8000), decode_mulaw
+        self._decode = decode_mulaw
         core = CallCore(
             call=admitted.call,
             interface=interface,
