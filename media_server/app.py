@@ -55,7 +55,7 @@ def create_media_app(
     if speech_detector is None and any(i.pipeline == "cascading" for i in interfaces):
         from callkit.audio import speech_detectors
 
-        speech_detector = speech_detectors()
+        speech_detector = speech_detectors(settings.voice_activity)
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="callkit media server")
 
     @app.get("/healthz", include_in_schema=False)

@@ -94,3 +94,12 @@ def test_repr_hides_the_stream_token_key() -> None:
     assert "token_key=''" in repr(Settings())
     assert key not in str(settings)
     assert key not in f"{settings!r} {[settings]}"
+
+
+def test_the_speech_detector_is_chosen_once_from_the_environment() -> None:
+    from callkit.settings import Settings
+
+    assert Settings.from_env({}).voice_activity == "silero"
+    assert Settings.from_env({"CALLKIT_VOICE_ACTIVITY": "energy"}).voice_activity == "energy"
+    with pytest.raises(ConfigurationError, match="CALLKIT_VOICE_ACTIVITY"):
+        Settings.from_env({"CALLKIT_VOICE_ACTIVITY": "webrtc"})

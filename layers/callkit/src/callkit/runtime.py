@@ -188,7 +188,7 @@ class AgentRuntime:
         if self._detectors is None:
             from callkit.audio import speech_detectors
 
-            self._detectors = speech_detectors()
+            self._detectors = speech_detectors(self.settings.voice_activity)
         return self._detectors
 
     async def _end_call(self, call_id: str) -> None:

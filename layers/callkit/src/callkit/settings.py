@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Final
+from typing import Final, Literal, cast, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from callkit._env import masked
@@ -34,6 +34,11 @@ ENV_SCHEDULER_GROUP: Final = "CALLKIT_SCHEDULER_GROUP"
 ENV_SCHEDULER_ROLE_ARN: Final = "CALLKIT_SCHEDULER_ROLE_ARN"
 ENV_RELAY_FUNCTION_ARN: Final = "CALLKIT_RELAY_FUNCTION_ARN"
 #: The carriers' REST API base URLs; set only to point at a local fake (tests, the demo).
+#: The caller's speech detector on the media server: silero (default), energy or confirmed
+#: (bench/README.md, "Voice activity").
+ENV_VOICE_ACTIVITY: Final = "CALLKIT_VOICE_ACTIVITY"
+VoiceActivity = Literal["silero", "energy", "confirmed"]
+VOICE_ACTIVITIES: Final = get_args(VoiceActivity)
 ENV_TWILIO_API_URL: Final = "CALLKIT_TWILIO_API_URL"
 ENV_PLIVO_API_URL: Final = "CALLKIT_PLIVO_API_URL"
 DEFAULT_APP: Final = "callkit_app:interfaces"
@@ -87,6 +92,8 @@ class Settings:
             go, the role EventBridge Scheduler assumes, and the function it invokes.
         twilio_api_url / plivo_api_url: the carriers' REST API base URLs (default: the real ones;
             a local fake in tests and the demo).
+        voice_activity: the speech detector of cascading calls (``silero``, ``energy`` or
+            ``confirmed``; ``callkit.audio.vad``).
     """
 
     public_url: str = ""
@@ -106,11 +113,16 @@ class Settings:
     app: str = DEFAULT_APP
     twilio_api_url: str = ""
     plivo_api_url: str = ""
+    voice_activity: VoiceActivity = "silero"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "public_url", _base_url("public_url", self.public_url, ("https", "http")))
         object.__setattr__(self, "media_url", _base_url("media_url", self.media_url, ("wss", "ws")))
         object.__setattr__(self, "relay_url", _base_url("relay_url", self.relay_url, ("wss", "ws")))
+        if self.voice_activity not in VOICE_ACTIVITIES:
+            raise ConfigurationError(
+                f"{ENV_VOICE_ACTIVITY}={self.voice_activity!r}: use one of {', '.join(VOICE_ACTIVITIES)}"
+            )
         if self.token_ttl_seconds <= 0 or self.retention_seconds <= 0:
             raise ConfigurationError("token TTL and retention must be positive")
 
@@ -143,6 +155,7 @@ class Settings:
             public_url=env.get(ENV_PUBLIC_URL, ""),
             twilio_api_url=env.get(ENV_TWILIO_API_URL, ""),
             plivo_api_url=env.get(ENV_PLIVO_API_URL, ""),
+            voice_activity=cast("VoiceActivity", env.get(ENV_VOICE_ACTIVITY, "") or "silero"),
             media_url=env.get(ENV_MEDIA_URL, ""),
             relay_url=env.get(ENV_RELAY_URL, ""),
             table=env.get(ENV_TABLE, ""),

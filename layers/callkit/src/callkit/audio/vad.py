@@ -38,17 +38,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from callkit.audio.pcm import Samples
+from callkit.settings import VoiceActivity as VoiceActivity  # how a detector decides (module docstring)
 
 if TYPE_CHECKING:
     from callkit.audio.silero import SileroModel, SileroStream
 
-#: How a ``SpeechDetector`` decides (see the module docstring).
-VoiceActivity = Literal["energy", "silero", "confirmed"]
 VOICE_ACTIVITIES: Final[tuple[VoiceActivity, ...]] = ("energy", "silero", "confirmed")
 #: The media server's choice: bench/README.md, "Voice activity".
 DEFAULT_VOICE_ACTIVITY: Final[VoiceActivity] = "silero"
