@@ -1,4 +1,4 @@
-"""The call core: per-call policy shared by the three modes (relay, cascading, realtime).
+"""The call core: per-call policy shared by the three modes (docs/architecture.md §2.8).
 
 Each mode supplies only its voice and its transport; what a call does around them lives here once:
 
