@@ -438,9 +438,11 @@ class CascadingCall:
             await self._act(AgentText("", final=True))
             await reply.end()
             turn.audio_at = self._clock()
-            # All text is out: the audio must keep coming. Checked once per stall period, not per
-            # chunk (a timeout per chunk costs a task each: bench/media.py at 100 calls).
-            while not (await asyncio.wait({sender}, timeout=TTS_STALL_SECONDS))[0]:
+            # All text is out: the audio must keep coming. Checked when a stall would be due, not
+            # per chunk (a timeout per chunk costs a task each: bench/media.py at 100 calls).
+            while not (
+                await asyncio.wait({sender}, timeout=turn.audio_at + TTS_STALL_SECONDS - self._clock())
+            )[0]:
                 if self._clock() - turn.audio_at >= TTS_STALL_SECONDS:
                     raise ServiceError("the TTS stalled mid-reply", retryable=True)
             await sender
