@@ -25,9 +25,11 @@ TWILIO_STREAM = {"Pipeline": "cascading", "MediaImage": IMAGE, "CartesiaVoiceId"
 #: shape -> parameter values that differ from the template's defaults.
 SHAPES: dict[str, dict[str, str]] = {
     "managed": {"PhoneNumber": "+15551234567"},
+    # The other WebhookWarmup values ride along with the stream shapes (the default is snapstart).
     "cascading-cloudfront": {
         "PhoneNumber": "+15551234567",
         "TwilioAccountSid": "AC" + "0" * 32,
+        "WebhookWarmup": "none",
         **TWILIO_STREAM,
     },
     "realtime-certificate-plivo": {
@@ -38,6 +40,7 @@ SHAPES: dict[str, dict[str, str]] = {
         "MediaImage": IMAGE,
         "MediaDomainName": "media.example.com",
         "MediaCertificateArn": CERTIFICATE,
+        "WebhookWarmup": "provisioned",
     },
 }
 

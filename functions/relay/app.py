@@ -4,7 +4,9 @@ No FastAPI, no numpy: API Gateway WebSocket events go straight to ``RelayHandler
 ``@connections``, EventBridge Scheduler and SSM through botocore clients (``callkit.aws_clients``),
 the model through callkit's small HTTP/1.1 client. Everything, clients included, is built at
 import, once per execution environment (and so inside a SnapStart snapshot); the event loop is kept
-across invocations so HTTP keep-alive connections survive.
+across invocations so HTTP keep-alive connections survive. After a SnapStart restore the model
+client's and botocore's retry jitter must not repeat across environments: ``random`` is reseeded
+by a restore hook (docs/aws.md §9).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from callkit.app_loader import build_secrets, build_store, load_interfaces
 from callkit.aws_clients import LAMBDA_POLICY, AwsClients
 from callkit.relay.deploy import build_relay
 from callkit.settings import Settings
+from callkit.snapstart import reseed_after_restore
 from callkit.telemetry import PowertoolsTelemetry
 
+reseed_after_restore()
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()

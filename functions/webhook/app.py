@@ -6,6 +6,15 @@ snapshot holds them and the first request only fetches its secrets. No X-Ray SDK
 import and not needed for a 2 ms handler), no pydantic models of our own; botocore's low-level
 clients (``callkit.aws_clients``): DynamoDB when a table is configured, SSM and Secrets Manager when
 a secret is named.
+
+SnapStart (template.yaml, WebhookWarmup=snapstart, the default) runs this import once per published
+version and resumes every new environment from that one snapshot (docs/aws.md §9). What the import
+makes is safe to share: the clients hold no secret and no connection to AWS; their credentials are
+container credentials, which botocore checks against the wall clock before every request and
+fetches again from Lambda's endpoint (with the restored environment's token) once near expiry;
+the carrier's auth token and the stream-token key are fetched on first use, after the restore,
+never at import. The one state that must differ per environment, ``random``'s generator (retry
+jitter), is reseeded by the restore hook registered below.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ from callkit.app_loader import build_secrets, build_store, load_interfaces
 from callkit.aws_clients import LAMBDA_POLICY, AwsClients
 from callkit.http import create_webhook_app
 from callkit.settings import Settings
+from callkit.snapstart import reseed_after_restore
 from callkit.switchboard import Credentials, Switchboard
 from callkit.telemetry import PowertoolsTelemetry
 
+reseed_after_restore()
 logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()

@@ -113,3 +113,20 @@ def test_inputs_the_rules_require_are_named_before_anything_runs(tmp_path: Path)
     for variable in ("PHONE_NUMBER", "PLIVO_AUTH_ID", "CARTESIA_VOICE_ID"):
         assert variable in result.stderr
     assert "sam deploy" not in result.stdout
+
+
+def test_warmup_parameters_pass_through_extra_overrides(tmp_path: Path) -> None:
+    """WebhookWarmup and RelayWarmup keep the template's default (snapstart) unless EXTRA_OVERRIDES
+    names them; the script lists only the parameters it must fill in itself."""
+    default = dry_run(tmp_path, PHONE_NUMBER="+15551234567")
+    assert default.returncode == 0, default.stderr
+    deploy = next(line for line in default.stdout.splitlines() if line.startswith("+ sam deploy "))
+    assert "Warmup=" not in deploy
+    chosen = dry_run(
+        tmp_path, PHONE_NUMBER="+15551234567", EXTRA_OVERRIDES="WebhookWarmup=none RelayWarmup=provisioned"
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    deploy = next(line for line in chosen.stdout.splitlines() if line.startswith("+ sam deploy "))
+    overrides = deploy.split("--parameter-overrides ", 1)[1].split()
+    assert "WebhookWarmup=none" in overrides
+    assert "RelayWarmup=provisioned" in overrides

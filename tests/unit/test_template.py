@@ -207,3 +207,125 @@ def test_every_checkov_skip_says_why() -> None:
     for name, resource in RESOURCES.items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert len(skip.get("comment", "")) > 30, f"{name}: {skip['id']} needs its reason"
+
+
+# --- warm-up: the webhook's HTTP API and the relay's WebSocket API on an alias -------------------
+
+
+def _parameter_values(overrides: dict[str, str]) -> dict[str, Any]:
+    return {name: overrides.get(name, parameter.get("Default")) for name, parameter in PARAMETERS.items()}
+
+
+def _condition(name: str, values: dict[str, Any]) -> bool:
+    return bool(_value(_with_conditions(TEMPLATE["Conditions"][name], values), values))
+
+
+def _with_conditions(node: Any, values: dict[str, Any]) -> Any:
+    """``{"Condition": name}`` inside a condition replaced by its truth value."""
+    if isinstance(node, dict):
+        if set(node) == {"Condition"}:
+            return _condition(node["Condition"], values)
+        return {key: _with_conditions(item, values) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_with_conditions(item, values) for item in node]
+    return node
+
+
+_NO_VALUE = object()
+
+
+def resolved(node: Any, overrides: dict[str, str]) -> Any:
+    """``node`` with every ``Fn::If`` decided for these parameter values, ``AWS::NoValue`` dropped."""
+    values = _parameter_values(overrides)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            if set(item) == {"Fn::If"}:
+                name, then, otherwise = item["Fn::If"]
+                return walk(then if _condition(name, values) else otherwise)
+            if item == {"Ref": "AWS::NoValue"}:
+                return _NO_VALUE
+            out = {key: walk(child) for key, child in item.items()}
+            return {key: child for key, child in out.items() if child is not _NO_VALUE}
+        if isinstance(item, list):
+            return [child for child in map(walk, item) if child is not _NO_VALUE]
+        return item
+
+    return walk(node)
+
+
+WARMUPS = ("none", "snapstart", "provisioned")
+WEBHOOK_ALIAS = {"Ref": "WebhookFunction.Alias"}
+WEBHOOK_FUNCTION = {"Fn::GetAtt": ["WebhookFunction", "Arn"]}
+
+
+def test_the_webhook_warmup_parameter_mirrors_the_relays() -> None:
+    for prefix in ("Webhook", "Relay"):
+        warmup = PARAMETERS[f"{prefix}Warmup"]
+        assert sorted(warmup["AllowedValues"]) == sorted(WARMUPS)
+        assert warmup["Default"] == "snapstart", "chosen from bench/README.md's cold-start figures"
+        assert PARAMETERS[f"{prefix}ProvisionedConcurrency"]["MinValue"] == 1
+
+
+@pytest.mark.parametrize("warmup", WARMUPS)
+def test_the_webhook_integration_and_its_permission_name_the_alias_when_warmed(warmup: str) -> None:
+    """SnapStart and provisioned concurrency exist on published versions only: traffic to the
+    unqualified function would never use them, and a grant on the function does not cover the alias."""
+    overrides = {"WebhookWarmup": warmup}
+    target = WEBHOOK_FUNCTION if warmup == "none" else WEBHOOK_ALIAS
+    integration = resolved(RESOURCES["WebhookIntegration"]["Properties"], overrides)
+    assert integration["IntegrationUri"] == target
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    permission = resolved(RESOURCES["WebhookInvokePermission"]["Properties"], overrides)
+    assert permission["FunctionName"] == target
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    # The new target's grant exists before the integration moves to it (no refused webhooks).
+    assert RESOURCES["WebhookIntegration"]["DependsOn"] in (
+        "WebhookInvokePermission",
+        ["WebhookInvokePermission"],
+    )
+
+
+@pytest.mark.parametrize("prefix", ["Webhook", "Relay"])
+@pytest.mark.parametrize("warmup", WARMUPS)
+def test_snapstart_only_for_snapstart_and_never_with_provisioned_concurrency(
+    prefix: str, warmup: str
+) -> None:
+    function = RESOURCES[f"{prefix}Function"]
+    properties = resolved(function["Properties"], {f"{prefix}Warmup": warmup, "Pipeline": "managed"})
+    assert properties["AutoPublishAlias"] == "live"
+    assert properties["VersionDeletionPolicy"] == "Delete", (
+        "a SnapStart version's snapshot is billed while it exists"
+    )
+    apply_on = properties["SnapStart"]["ApplyOn"]
+    assert apply_on == ("PublishedVersions" if warmup == "snapstart" else "None")
+    provisioned = properties.get("ProvisionedConcurrencyConfig")
+    if warmup == "provisioned":
+        assert provisioned == {"ProvisionedConcurrentExecutions": {"Ref": f"{prefix}ProvisionedConcurrency"}}
+    else:
+        assert provisioned is None
+    assert not (apply_on == "PublishedVersions" and provisioned), "Lambda refuses both on one version"
+
+
+def test_every_route_of_the_http_api_goes_through_the_one_webhook_integration() -> None:
+    http_api = {"Ref": "HttpApi"}
+    integrations = [
+        name
+        for name, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::ApiGatewayV2::Integration"
+        and resource["Properties"]["ApiId"] == http_api
+    ]
+    assert integrations == ["WebhookIntegration"]
+    routes = {
+        name: resource
+        for name, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::ApiGatewayV2::Route" and resource["Properties"]["ApiId"] == http_api
+    }
+    assert {"WebhookRoute", "StatusRoute", "RelayEndedRoute", "TransferRoute"} <= routes.keys()
+    for name, route in routes.items():
+        assert route["Properties"]["Target"] == {"Fn::Sub": "integrations/${WebhookIntegration}"}, name
+        assert "Condition" not in route, f"{name}: the stage's DependsOn names every route"
+    assert sorted(RESOURCES["HttpApiDefaultStage"]["DependsOn"]) == sorted(routes)
+    assert RESOURCES["HttpApiDefaultStage"]["Properties"]["AutoDeploy"] is True, (
+        "a changed integration target reaches the stage without a Deployment resource"
+    )
