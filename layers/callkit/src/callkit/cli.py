@@ -1,7 +1,8 @@
 """``callkit`` command line.
 
 ``callkit demo`` (the whole simulated demo), ``callkit call`` (be the caller), ``callkit doctor``
-(the startup checks of ``callkit.preflight``, offline, with what to paste into the carrier console).
+(the startup checks of ``callkit.preflight``, offline, with what to paste into the carrier console;
+with ``--online`` also the read-only calls of ``callkit.probes`` that try each credential).
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TextIO, get_args
+from typing import TYPE_CHECKING, TextIO, get_args
 
 from callkit.errors import ConfigurationError
 from callkit.preflight import Component
 from callkit.telemetry import FieldsFormatter
+
+if TYPE_CHECKING:
+    from callkit.interface import CallInterface
+    from callkit.settings import Settings
 
 _AS: dict[Component, str] = {
     "runtime": "the local runtime (AgentRuntime)",
@@ -31,12 +36,15 @@ def doctor(
     *,
     public_url: str | None = None,
     component: Component = "runtime",
+    online: bool = False,
+    timeout: float = 10.0,
     out: TextIO = sys.stdout,
 ) -> int:
     """Check the interfaces of ``app`` (``module:attribute``, default ``CALLKIT_APP``) as ``component``.
 
     Prints every problem with its fix, then what to paste into the carrier console; 0 when there
-    is nothing to fix. No network: keys are checked for presence, not tried.
+    is nothing to fix. Offline, keys are checked for presence; ``online`` also tries them with
+    read-only calls (``callkit.probes``), all within ``timeout`` seconds, and any that fails is 1.
     """
     from callkit import preflight
     from callkit.app_loader import load_interfaces
@@ -78,7 +86,32 @@ def doctor(
     out.write("\npaste into the carrier console:\n")
     for line in preflight.carrier_console(interfaces, settings):
         out.write(f"  {line}\n")
-    return 1 if problems else 0
+    failed = _online(interfaces, settings, timeout, out) if online else 0
+    return 1 if problems or failed else 0
+
+
+def _online(interfaces: list[CallInterface], settings: Settings, timeout: float, out: TextIO) -> int:
+    """Run the online checks and print one line each (fix below); how many failed."""
+    from dataclasses import replace
+
+    from callkit import probes
+    from callkit.preflight import is_local
+
+    if is_local(settings.public_url):
+        # No carrier calls a local URL: the numbers' voice URLs are shown, not compared with it.
+        settings = replace(settings, public_url="")
+    findings = asyncio.run(probes.run(probes.plan(interfaces, settings), within=timeout))
+    out.write(f"\nonline checks (read-only calls, {timeout:g} s at most):\n")
+    for finding in findings:
+        out.write(f"  {finding.status:<11} {finding.service} {finding.check}: {finding.detail}\n")
+        if finding.fix and finding.status != "ok":
+            out.write(f"  {'':<11} fix: {finding.fix}\n")
+    failed = sum(finding.failed for finding in findings)
+    if failed:
+        out.write(f"\n{failed} online check{'s' * (failed != 1)} failed\n")
+    else:
+        out.write("\nevery credential works\n")
+    return failed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("demo", help="simulated calls through the local runtime: no accounts, no keys")
     commands.add_parser("call", help="be the caller: type to the agent through the managed-mode stack")
     check = commands.add_parser(
-        "doctor", help="check keys, credentials and URLs before the first call (offline)"
+        "doctor", help="check keys, credentials and URLs before the first call (offline unless --online)"
     )
     check.add_argument(
         "--app", help="module:attribute of your interfaces (default: CALLKIT_APP or callkit_app:interfaces)"
@@ -99,6 +132,14 @@ def main(argv: list[str] | None = None) -> None:
         choices=get_args(Component),
         default="runtime",
         help="check what this part needs: the local runtime (default) or a deployed function / the media server",
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also try each credential with read-only calls to the carriers and providers (keys masked)",
+    )
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds the online checks may take in all (default 10)"
     )
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
@@ -113,7 +154,15 @@ def main(argv: list[str] | None = None) -> None:
 
         call()
     if args.command == "doctor":
-        raise SystemExit(doctor(args.app, public_url=args.public_url, component=args.component))
+        raise SystemExit(
+            doctor(
+                args.app,
+                public_url=args.public_url,
+                component=args.component,
+                online=args.online,
+                timeout=args.timeout,
+            )
+        )
 
 
 if __name__ == "__main__":

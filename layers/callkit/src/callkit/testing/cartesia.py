@@ -11,6 +11,10 @@ Handshake: the key as ``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=`` 
 all three), the version as ``Cartesia-Version`` or ``?cartesia_version=`` (the query wins). No key,
 or not ``api_key`` when one is set: HTTP 401. No version: HTTP 400.
 
+``GET /voices/{id}`` (plain HTTP on the same port, what ``callkit doctor --online`` asks) checks
+the key and version the same way and answers the voice, or 404 for an id not in ``voices`` (when
+``voices`` is given; otherwise every id is a voice).
+
 Per context it checks that every input repeats every field but ``transcript`` and ``continue``
 (§2.2), and voices each piece as it arrives: ``ms_per_char`` per character (at least
 ``min_piece_ms``, none for a blank piece; divided by ``generation_config.speed``) of a quiet
@@ -43,6 +47,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -52,6 +57,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from callkit.testing._plain_http import json_response
 
 __all__ = [
     "CONCURRENCY_LIMITED",
@@ -63,6 +70,7 @@ __all__ = [
 ]
 
 PATH: Final = "/tts/websocket"
+VOICES_PATH: Final = "/voices/"
 #: The first version whose errors carry ``error_code``/``title``/``message`` (§2.3).
 STRUCTURED_ERRORS_SINCE: Final = "2026-03-01"
 TONE_HZ: Final = 220
@@ -190,8 +198,10 @@ class FakeCartesia:
         stall_from_context: int | None = None,
         error: FakeError = CONCURRENCY_LIMITED,
         drop_after_messages: int | None = None,
+        voices: Mapping[str, str] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.voices = voices
         self.ms_per_char = ms_per_char
         self.min_piece_ms = min_piece_ms
         self.chunk_ms = chunk_ms
@@ -264,6 +274,8 @@ class FakeCartesia:
         record.auth, record.api_key = _credentials(request.headers, query)
         # On WebSockets the query parameter wins over the header (§2.1).
         record.version = query.get("cartesia_version") or request.headers.get("Cartesia-Version")
+        if url.path.startswith(VOICES_PATH) and "Upgrade" not in request.headers:
+            return self._voice(connection, record, url.path.removeprefix(VOICES_PATH))
         if url.path != PATH:
             return self._refuse(connection, record, 404, "Not Found")
         if record.api_key is None or (self.api_key is not None and record.api_key != self.api_key):
@@ -272,6 +284,17 @@ class FakeCartesia:
             return self._refuse(connection, record, 400, "Cartesia-Version is required")
         self._pending[connection] = record
         return None
+
+    def _voice(self, connection: ServerConnection, record: RecordedConnection, voice_id: str) -> Response:
+        if record.api_key is None or (self.api_key is not None and record.api_key != self.api_key):
+            return json_response(connection, 401, {"error": "Invalid API key"})
+        if not record.version:
+            return json_response(connection, 400, {"error": "Cartesia-Version is required"})
+        if self.voices is not None and voice_id not in self.voices:
+            return json_response(connection, 404, {"error": "Voice not found"})
+        name = self.voices[voice_id] if self.voices is not None else "Fake voice"
+        voice = {"id": voice_id, "name": name, "description": "", "is_public": True, "language": "en"}
+        return json_response(connection, 200, voice)
 
     def _refuse(
         self, connection: ServerConnection, record: RecordedConnection, status: int, text: str

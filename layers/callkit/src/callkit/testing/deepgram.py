@@ -21,6 +21,9 @@ flushes, sends ``Metadata`` and closes 1000; no audio and no text for ``idle_tim
 ``drop_count`` connections, ``reject_auth`` (HTTP 401 on the upgrade, may be set at any time),
 ``handshake_delay``.
 
+``GET /v1/projects`` (plain HTTP on the same port, what ``callkit doctor --online`` asks) answers
+one project with the same key check (and ``reject_auth``, ``handshake_delay``).
+
 Speech detection is a few lines of pure Python (a μ-law magnitude table), not ``callkit.audio``.
 """
 
@@ -54,6 +57,7 @@ from callkit.stt.deepgram_protocol import (
     encode_event,
     parse_client_message,
 )
+from callkit.testing._plain_http import json_response
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -344,11 +348,18 @@ class FakeDeepgram:
             await asyncio.sleep(self.handshake_delay)
         headers = {name.lower(): value for name, value in request.headers.raw_items()}
         url = urlsplit(request.path)
+        authorized = not self.reject_auth and headers.get("authorization") == f"Token {self.api_key}"
+        if url.path == "/v1/projects" and "upgrade" not in headers:
+            if not authorized:
+                payload = {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."}
+                return json_response(connection, HTTPStatus.UNAUTHORIZED, payload)
+            project = {"project_id": "00000000-0000-4000-8000-000000000000", "name": "callkit fake"}
+            return json_response(connection, HTTPStatus.OK, {"projects": [project]})
         query = parse_qs(url.query)
         status, error = HTTPStatus.SWITCHING_PROTOCOLS, ""
         if url.path != "/v1/listen":
             status, error = HTTPStatus.NOT_FOUND, "Not found."
-        elif self.reject_auth or headers.get("authorization") != f"Token {self.api_key}":
+        elif not authorized:
             status, error = HTTPStatus.UNAUTHORIZED, "Invalid credentials."
         elif (
             query.get("encoding", [""])[0] not in _ENCODINGS

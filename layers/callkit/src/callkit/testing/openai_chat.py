@@ -10,6 +10,9 @@ and ``name`` first, then ``arguments`` in pieces), a ``finish_reason`` chunk, th
         ...
     server.requests[0].tools   # what the client sent, parsed
 
+``GET /v1/models`` lists ``model`` and ``models`` (what ``callkit doctor --online`` asks). With
+``api_key`` set, a request without ``Authorization: Bearer <api_key>`` gets OpenAI's 401.
+
 Replies: a ``str`` or ``TextReply`` (streamed in word-sized pieces, optional delays),
 ``ToolCallsReply``, ``ErrorReply`` (an HTTP error in OpenAI's error shape) and ``CutReply``
 (a stream that stops mid-way, connection closed without the end of the body).
@@ -143,9 +146,18 @@ def _pieces(text: str) -> list[str]:
 class ScriptedChatServer:
     """An OpenAI-compatible streaming chat server that answers from ``script``, on 127.0.0.1."""
 
-    def __init__(self, script: Script | None = None, *, model: str = "gpt-4o-mini") -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        model: str = "gpt-4o-mini",
+        models: Sequence[str] = (),
+        api_key: str | None = None,
+    ) -> None:
         self.script: Script = script or support_script
         self.model = model
+        self.models = [model, *(m for m in models if m != model)]
+        self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self._ids = itertools.count(1)
         self._socket: socket.socket | None = None
@@ -205,6 +217,17 @@ class ScriptedChatServer:
             raw += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
+            refusal = {"message": "Incorrect API key provided.", "type": "invalid_request_error"}
+            await self._json(send, 401, {"error": {**refusal, "param": None, "code": "invalid_api_key"}})
+            return
+        if scope["method"] == "GET" and scope["path"] == "/v1/models":
+            listed = [
+                {"id": m, "object": "model", "created": CREATED, "owned_by": "system"} for m in self.models
+            ]
+            await self._json(send, 200, {"object": "list", "data": listed})
+            return
         if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
             await self._json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
             return
