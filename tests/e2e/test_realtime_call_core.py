@@ -120,3 +120,27 @@ def test_a_realtime_call_whose_marks_are_lost_still_ends(dynamodb: CallStore) ->
             assert w.api.hangups[0].body == b"Status=completed"
 
     asyncio.run(scenario())
+
+
+def test_a_realtime_session_that_stops_answering_ends_with_the_carriers_apology(dynamodb: CallStore) -> None:
+    """The session stays open but never answers the caller: within seconds the carrier speaks."""
+
+    async def scenario() -> None:
+        async with loopback_world(
+            pipeline="realtime",
+            store=dynamodb,
+            agent=agent,
+            realtime_heard=["Hello?"],
+            realtime_faults={"stall_after_responses": 1},  # the greeting, then silence
+        ) as w:
+            call = await w.call()
+            await until(lambda: call.stream.heard_ms > 0 and call.stream.queued_ms == 0)
+            await call.stream.say(speech(700) + silence(900))
+            stopped = asyncio.get_running_loop().time()
+            await until(lambda: len(w.api.hangups) == 1, 15)
+            waited = asyncio.get_running_loop().time() - stopped
+            assert waited < 8.0, f"{waited:.1f} s of silence"
+            twiml = parse_qs(w.api.hangups[0].body.decode())["Twiml"][0]
+            assert "<Say" in twiml and "technical trouble" in twiml
+
+    asyncio.run(scenario())

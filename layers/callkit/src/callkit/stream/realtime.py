@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 #: After the audio sent should have finished playing, a mark still missing is taken as lost.
 MARK_GRACE_SECONDS: Final = 1.5
+#: The caller finished speaking (or we asked for a response) and the session has not started one
+#: for this long: it has stalled, and the carrier speaks the apology.
+RESPONSE_STALL_SECONDS: Final = 5.0
 #: The model's closing words may take their spoken length (about 65 ms a character) plus this.
 SPEAK_SLACK_SECONDS: Final = 6.0
 
@@ -110,6 +113,7 @@ class RealtimeCall:
         self._response_done = asyncio.Event()
         self._last_status = "completed"
         self._closing = False  # our closing words are playing: no barge-in, no new tools
+        self._awaiting: float | None = None  # since when a response is owed to the caller (clock)
         self._session_ok = False  # the Realtime session is up
         self._held = HeldAudio()  # the caller's audio while the session connects
         self.session: OpenAIRealtimeSession  # made in _connect; used only while _session_ok
@@ -172,6 +176,7 @@ class RealtimeCall:
             return
         self.gate = ResponseGate(self.session)
         self._session_ok = True
+        self.tasks.spawn(self._watch_responses(), name="watchdog")
         if early := self._held.release():  # what the caller said while we connected is not lost
             await self.session.send(append_audio(base64.b64encode(b"".join(early)).decode("ascii")))
         self.tasks.spawn(self._outbound(), name="outbound")
@@ -221,6 +226,7 @@ class RealtimeCall:
         self._save_turn()
         self._new_turn(text, kind="dtmf")
         await self.session.send(user_text(text))
+        self._awaiting = self._clock()
         await self.gate.request()
 
     # --- model → caller -----------------------------------------------------------------------
@@ -231,8 +237,10 @@ class RealtimeCall:
             FunctionCall,
             InputTranscript,
             RealtimeError,
+            ResponseCreated,
             ResponseDone,
             SpeechStarted,
+            SpeechStopped,
             TranscriptDone,
         )
 
@@ -241,8 +249,12 @@ class RealtimeCall:
                 # The gate sees every event: the server starts responses itself (server VAD with
                 # create_response), and a DTMF request must not overlap one of those.
                 await self.gate.observe(event)
+                if isinstance(event, AudioDelta | ResponseCreated):
+                    self._awaiting = None  # the session is answering
                 if isinstance(event, AudioDelta):
                     await self._play(event.item_id, event.audio_b64)
+                elif isinstance(event, SpeechStopped):
+                    self._awaiting = self._clock()
                 elif isinstance(event, SpeechStarted):
                     if self._closing:
                         continue
@@ -279,6 +291,17 @@ class RealtimeCall:
         if self._action is not None and not event.output and self._tools_running == 0:
             action, self._action = self._action, None  # the closing words are out: act once played
             self.tasks.spawn(self._perform(action), name="action")
+
+    async def _watch_responses(self) -> None:
+        """A session that stops answering is a failed voice: no caller waits more than a few seconds."""
+        while True:
+            await asyncio.sleep(0.5)
+            since = self._awaiting
+            if since is not None and self._clock() - since >= RESPONSE_STALL_SECONDS:
+                self.telemetry.error("the realtime session stopped answering")
+                self.telemetry.count("ProviderFailures")
+                self.ending.trigger(Failed("realtime stalled", voice_works=False))
+                return
 
     async def _perform(self, action: Action) -> None:
         await self._wait_played()
@@ -337,6 +360,7 @@ class RealtimeCall:
         finally:
             self._tools_running -= 1
         if self._tools_running == 0:  # one response.create after all outputs of the response
+            self._awaiting = self._clock()
             self.gate.tool_output()
             await self.gate.flush()
 
@@ -386,6 +410,7 @@ class RealtimeCall:
         self._save_turn()
         self._new_turn(text, kind="prompt")
         await self.session.send(user_text(text))
+        self._awaiting = self._clock()
         await self.gate.request()
 
     # --- turns ---------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ audio (65 ms a character, 40-ms deltas, ``delta_delay`` s apart) with transcript
 no script entry. Overlapping ``response.create`` → ``conversation_already_has_active_response``
 (recorded in ``conflicts``). ``conversation.item.truncate`` → ``conversation.item.truncated``;
 ``response.cancel`` → ``response.done`` ``cancelled`` (or ``response_cancel_not_active``).
-Fault: ``drop_after_seconds`` aborts the socket (no close frame).
+Faults: ``drop_after_seconds`` aborts the socket (no close frame); ``stall_after_responses=n``
+starts no response after the first n (the socket stays open and silent: a stalled session).
 """
 
 from __future__ import annotations
@@ -241,6 +242,12 @@ class _Call:
                 f"Conversation already has an active response in progress: {self.active.response_id}.",
             )
             return
+        if (
+            self.fake.stall_after_responses is not None
+            and self.fake.responses >= self.fake.stall_after_responses
+        ):
+            return  # stalled: nothing is ever answered
+        self.fake.responses += 1
         if instructions is not None:
             quoted = re.search(r'"([^"]+)"', instructions)
             entry: ScriptEntry = quoted.group(1) if quoted else GREETING
@@ -434,7 +441,10 @@ class FakeRealtime:
         delta_delay: float = 0.0,
         speech_threshold: float = SPEECH_THRESHOLD,
         drop_after_seconds: float | None = None,
+        stall_after_responses: int | None = None,
     ) -> None:
+        self.stall_after_responses = stall_after_responses
+        self.responses = 0
         self.script = list(script)
         self.heard = list(heard)
         self.api_key = api_key

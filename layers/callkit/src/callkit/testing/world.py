@@ -106,6 +106,7 @@ async def loopback_world(
     realtime: Sequence[ScriptEntry] = (),
     realtime_heard: Sequence[str] = (),
     realtime_voice: str = "marin",
+    realtime_faults: dict[str, Any] | None = None,
     cartesia: dict[str, Any] | None = None,
     deepgram_key: str = TEST_DEEPGRAM_API_KEY,
     **interface_options: Any,
@@ -124,7 +125,7 @@ async def loopback_world(
         ScriptedChatServer(chat or support_script) as llm,
         FakeDeepgram(heard or ["Where is my order 1001?"]) as deepgram,
         FakeCartesia(**(cartesia or {})) as tts,
-        FakeRealtime(list(realtime), heard=list(realtime_heard)) as rt,
+        FakeRealtime(list(realtime), heard=list(realtime_heard), **(realtime_faults or {})) as rt,
         FakeCarrierApi({account: AUTH_TOKEN}) as api,
     ):
         options: dict[str, Any] = {"welcome_message": "Hello!", **interface_options}
