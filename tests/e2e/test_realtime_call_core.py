@@ -144,3 +144,39 @@ def test_a_realtime_session_that_stops_answering_ends_with_the_carriers_apology(
             assert "<Say" in twiml and "technical trouble" in twiml
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("failing", [{2}, {2, 3}], ids=["once", "keeps-failing"])
+def test_a_failed_realtime_response_is_asked_again_then_apologised_for(
+    failing: set[int], dynamodb: CallStore
+) -> None:
+    """response.done ``failed``: asked again once (the caller hears the answer); failing again, the
+    carrier speaks the apology and the call ends. Never silence."""
+    answer = "Order 1001 shipped on Monday."
+
+    async def scenario() -> None:
+        async with loopback_world(
+            pipeline="realtime",
+            store=dynamodb,
+            agent=agent,
+            realtime=[answer, answer],  # a failed response still takes its script entry
+            realtime_heard=["Where is my order 1001?"],
+            realtime_faults={"fail_responses": failing},  # response 1 is the greeting
+        ) as w:
+            call = await w.call()
+            await until(lambda: call.stream.heard_ms > 0 and call.stream.queued_ms == 0)
+            heard = call.stream.heard_ms
+            await call.stream.say(speech(700) + silence(900))
+            if failing == {2}:
+                await until(lambda: call.stream.heard_ms > heard + 500, 10)  # the answer, after a retry
+                assert w.api.hangups == []
+            else:
+                await until(lambda: len(w.api.hangups) == 1, 10)
+                twiml = parse_qs(w.api.hangups[0].body.decode())["Twiml"][0]
+                assert "technical trouble" in twiml
+            creates = [
+                e for e in w.realtime.connections[0].client_events if e.get("type") == "response.create"
+            ]
+            assert len(creates) == 2, "the greeting, and one retry of the failed answer"
+
+    asyncio.run(scenario())

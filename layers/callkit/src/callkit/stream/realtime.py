@@ -5,8 +5,9 @@ One admitted stream, one Realtime session. μ-law passes through untouched both 
 This module supplies the pipeline's voice (the model's) and transport; the per-call policy is the
 call core's (``callkit.call``):
 
-- the agent's instructions and tools in ``session.update``; tool calls run through the shared
-  runner (``callkit.call.tools``) in tasks of the call, and after all outputs of a response
+- the agent's instructions and tools in ``session.update``; the tool calls of a response that
+  completed run through the shared runner (``callkit.call.tools``) in tasks of the call (never
+  those of a response cut off), a failed response is asked again once, and after all outputs of a response
   exactly one ``response.create`` (``ResponseGate``); a tool's ``EndCall`` or ``Transfer`` is
   performed by the call's ending once the model's closing words have played;
 - playback tracking: every audio delta goes to the carrier followed by a mark; a played mark says
@@ -58,6 +59,8 @@ MARK_GRACE_SECONDS: Final = 1.5
 #: The caller finished speaking (or we asked for a response) and the session has not started one
 #: for this long: it has stalled, and the carrier speaks the apology.
 RESPONSE_STALL_SECONDS: Final = 5.0
+#: A failed response (``response.done`` ``failed``) is asked again this many times, then the call ends.
+RESPONSE_RETRIES: Final = 1
 #: The model's closing words may take their spoken length (about 65 ms a character) plus this.
 SPEAK_SLACK_SECONDS: Final = 6.0
 
@@ -114,6 +117,7 @@ class RealtimeCall:
         self._last_status = "completed"
         self._closing = False  # our closing words are playing: no barge-in, no new tools
         self._awaiting: float | None = None  # since when a response is owed to the caller (clock)
+        self._retries = 0  # failed responses asked again for this turn
         self._session_ok = False  # the Realtime session is up
         self._held = HeldAudio()  # the caller's audio while the session connects
         self.session: OpenAIRealtimeSession  # made in _connect; used only while _session_ok
@@ -234,7 +238,6 @@ class RealtimeCall:
     async def _outbound(self) -> None:
         from callkit.realtime.openai_protocol import (
             AudioDelta,
-            FunctionCall,
             InputTranscript,
             RealtimeError,
             ResponseCreated,
@@ -269,12 +272,8 @@ class RealtimeCall:
                     item = self._items.get(event.item_id)
                     if item is not None:
                         item.transcript = event.transcript
-                elif isinstance(event, FunctionCall):
-                    if not self._closing:
-                        self._tools_running += 1
-                        self.tasks.spawn(self._run_tool(event), name="tool")
                 elif isinstance(event, ResponseDone):
-                    self._response_finished(event)
+                    await self._response_finished(event)
                 elif isinstance(event, RealtimeError):
                     self.telemetry.warning("realtime error event", code=event.code)
         except ServiceError:
@@ -285,9 +284,28 @@ class RealtimeCall:
             self._last_status = "failed"
             self.ending.trigger(Failed("realtime", voice_works=False))
 
-    def _response_finished(self, event: ResponseDone) -> None:
+    async def _response_finished(self, event: ResponseDone) -> None:
         self._last_status = event.status
         self._response_done.set()
+        if event.status == "failed" and not self._closing:
+            # Overloaded or erroring: ask once more for the same turn, then give up on the voice.
+            if self._retries < RESPONSE_RETRIES:
+                self._retries += 1
+                self.telemetry.warning("realtime response failed; asking again", reason=event.reason)
+                self._awaiting = self._clock()
+                await self.gate.request()
+            else:
+                self.telemetry.error("realtime responses keep failing", reason=event.reason)
+                self.telemetry.count("ProviderFailures")
+                self.ending.trigger(Failed("realtime responses failed", voice_works=False))
+            return
+        self._retries = 0
+        # Tools run only for a response that completed: one cut off (a barge-in, a cancel, the
+        # length limit) may carry partial arguments, and nothing waits for its output.
+        if event.status == "completed" and event.output and not self._closing:
+            self._tools_running += len(event.output)
+            for call in event.output:
+                self.tasks.spawn(self._run_tool(call), name="tool")
         if self._action is not None and not event.output and self._tools_running == 0:
             action, self._action = self._action, None  # the closing words are out: act once played
             self.tasks.spawn(self._perform(action), name="action")

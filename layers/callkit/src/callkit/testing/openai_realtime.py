@@ -27,7 +27,9 @@ no script entry. Overlapping ``response.create`` → ``conversation_already_has_
 (recorded in ``conflicts``). ``conversation.item.truncate`` → ``conversation.item.truncated``;
 ``response.cancel`` → ``response.done`` ``cancelled`` (or ``response_cancel_not_active``).
 Faults: ``drop_after_seconds`` aborts the socket (no close frame); ``stall_after_responses=n``
-starts no response after the first n (the socket stays open and silent: a stalled session).
+starts no response after the first n (the socket stays open and silent: a stalled session);
+``fail_responses={n, ...}``: the n-th response (from 1) ends ``failed`` with a ``server_error`` and
+no output, as an overloaded service answers.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import base64
 import contextlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
@@ -263,6 +265,21 @@ class _Call:
                 "response": {"id": response_id, "status": "in_progress", "output": []},
             }
         )
+        if self.fake.responses in self.fake.fail_responses:
+            self.active = None
+            error = {"type": "server_error", "code": "server_error", "message": "The server had an error."}
+            await self.send(
+                {
+                    "type": "response.done",
+                    "response": {
+                        "id": response_id,
+                        "status": "failed",
+                        "status_details": {"type": "failed", "error": error},
+                        "output": [],
+                    },
+                }
+            )
+            return
         item_id = self.fake.new_id("item")
         if isinstance(entry, ToolCall):
             call_id = self.fake.new_id("call")
@@ -442,7 +459,9 @@ class FakeRealtime:
         speech_threshold: float = SPEECH_THRESHOLD,
         drop_after_seconds: float | None = None,
         stall_after_responses: int | None = None,
+        fail_responses: Collection[int] = (),
     ) -> None:
+        self.fail_responses = frozenset(fail_responses)
         self.stall_after_responses = stall_after_responses
         self.responses = 0
         self.script = list(script)
