@@ -71,3 +71,17 @@ def test_writes_run_off_the_loop_and_a_failing_store_is_logged_not_raised() -> N
     assert lag < 0.2, "the write did not block the event loop"
     assert all(name.startswith("callkit-store") for name in store.threads)
     assert metrics["StoreWritesDropped"] == 1
+
+
+def test_held_audio_keeps_the_callers_frames_in_order_until_released() -> None:
+    from callkit.call.core import HeldAudio
+
+    held = HeldAudio(limit=3)
+    for frame in (b"1", b"2", b"3", b"4"):  # bounded: the 4th is not kept
+        held.hold(frame)
+    assert held.take() == [b"1", b"2", b"3"]
+    held.hold(b"5")  # arrives while the first ones are being sent: still held, after them
+    assert held.holding and held.take() == [b"5"] and held.take() == []
+    held.release()
+    held.hold(b"6")
+    assert not held.holding and held.take() == []

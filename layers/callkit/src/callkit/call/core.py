@@ -50,10 +50,14 @@ class HeldAudio:
         if self._frames is not None and len(self._frames) < self._limit:
             self._frames.append(audio)
 
-    def release(self) -> list[bytes]:
-        """What was held, once; from then on nothing is held."""
-        frames, self._frames = self._frames or [], None
+    def take(self) -> list[bytes]:
+        """What is held so far; holding goes on (frames that arrive meanwhile are kept, in order)."""
+        frames, self._frames = self._frames or [], [] if self._frames is not None else None
         return frames
+
+    def release(self) -> None:
+        """Stop holding (after the last ``take``); from then on frames go straight through."""
+        self._frames = None
 
 
 class CallCore:

@@ -207,8 +207,12 @@ class CascadingCall:
             self.ending.trigger(Failed("stt", voice_works=True))
             return
         self._stt_ok = True
-        for audio in self._held.release():  # what the caller said while we connected is not lost
-            await self._send_to_stt(audio)
+        # What the caller said while we connected is not lost, and stays in order: frames that
+        # arrive while the held ones are sent are held too, until none is left.
+        while held := self._held.take():
+            for audio in held:
+                await self._send_to_stt(audio, held=True)
+        self._held.release()
         self.tasks.spawn(self._transcripts(self.stt), name="transcripts")
         if self.admitted.interface.welcome_message:
             self._start_fixed(self.admitted.interface.welcome_message, kind="welcome")
@@ -236,8 +240,8 @@ class CascadingCall:
                 break
         self.ending.trigger(CallerHungUp())
 
-    async def _send_to_stt(self, audio: bytes) -> None:
-        if self._held.holding:  # still connecting
+    async def _send_to_stt(self, audio: bytes, *, held: bool = False) -> None:
+        if self._held.holding and not held:  # still connecting
             self._held.hold(audio)
             return
         if not self._stt_ok or self.stt is None:

@@ -181,8 +181,12 @@ class RealtimeCall:
         self.gate = ResponseGate(self.session)
         self._session_ok = True
         self.tasks.spawn(self._watch_responses(), name="watchdog")
-        if early := self._held.release():  # what the caller said while we connected is not lost
-            await self.session.send(append_audio(base64.b64encode(b"".join(early)).decode("ascii")))
+        # What the caller said while we connected is not lost, and stays in order (frames arriving
+        # meanwhile are held too, until none is left).
+        with contextlib.suppress(ServiceError):  # a dropped session ends the call in _outbound
+            while held := self._held.take():
+                await self.session.send(append_audio(base64.b64encode(b"".join(held)).decode("ascii")))
+        self._held.release()
         self.tasks.spawn(self._outbound(), name="outbound")
         if welcome := self.admitted.interface.welcome_message:
             self._new_turn("", kind="welcome")
