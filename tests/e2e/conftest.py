@@ -91,7 +91,8 @@ class _Scan(logging.Handler):
             return
         self.records += 1
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
-        nested = extra.get("callkit") if isinstance(extra.get("callkit"), dict) else {}
+        fields = extra.get("callkit")
+        nested: dict[str, object] = fields if isinstance(fields, dict) else {}
         text = " ".join(
             [
                 record.getMessage(),

@@ -80,9 +80,12 @@ async def bad_frame_then_question(provider: str, pipeline: str, case: str) -> No
         await until(lambda: plays(stream) > before + 5, 10, "an answer")
 
         await stream.hang_up()
+
         # The call ended: none of its tasks is left (this world's loop holds no other call).
-        left = lambda: [t for t in asyncio.all_tasks() if t.get_name() in CALL_TASKS]  # noqa: E731
-        await until(lambda: not left(), 5, f"the call's end, not {left()}")
+        def left() -> list[str]:
+            return [t.get_name() for t in asyncio.all_tasks() if t.get_name() in CALL_TASKS]
+
+        await until(lambda: not left(), 5, "the call's end")
         # The turn is the question (a realtime call records its last turn as it ends).
         turns = [t.caller_text for t in store.list_turns(call_id) if t.kind == "prompt"]
         assert turns == [QUESTION], turns

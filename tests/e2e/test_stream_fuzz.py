@@ -1,11 +1,12 @@
-"""Issue 14: a 10,000-frame fuzz of one call's media stream, beside a control call on the same runtime.
+"""Issue 14: a 10,000-frame fuzz of one call's media stream, beside a control call on the same runtime
+(Twilio and Plivo, cascading and realtime).
 
 The fuzzed call gets valid frames of its carrier mutated at random (truncated, values of the wrong
 type, random bytes, huge numbers, missing fields, unknown events, nesting and size bombs),
 interleaved with valid silent media, sent as fast as the socket takes them. Then both callers ask
 their own question: both calls answer, each call's turns hold its own question (nothing crosses),
 and the runtime's loop is healthy (no exception went unhandled, timers run on time, the webhook
-still answers). Seeded: a failure names the seed and reproduces.
+still answers). Seeded (``SEED`` and the carrier): a failure reproduces.
 
 Mutations that decode to a valid ``stop`` (the caller hanging up) or a valid keypad press (a turn
 of its own) are left out, as is valid media loud enough to be speech: those are calls behaving as
@@ -43,7 +44,9 @@ from callkit.testing.world import World, loopback_world
 
 FRAMES = 10_000
 SEED = 14
-CALL_TASKS = {"inbound", "ticks", "deadline", "transcripts", "turn", "ending", "bookkeeping"}
+CALL_TASKS = {
+    "inbound", "ticks", "deadline", "transcripts", "turn", "ending", "bookkeeping", "outbound", "tool", "action",
+}  # fmt: skip
 
 #: Values of the wrong type, or of the right type and absurd.
 ODD_VALUES: tuple[Any, ...] = (
@@ -201,12 +204,16 @@ def plays(stream: SimulatedMediaStream) -> int:
     return sum(isinstance(c, PlayAudio) for c in stream.received)
 
 
-async def ask(world: World, call_id: str, stream: SimulatedMediaStream, asked: int) -> None:
-    """The caller asks; the agent answers (audio plays) and the turn is recorded."""
+async def ask(world: World, call_id: str, stream: SimulatedMediaStream, asked: int | None) -> None:
+    """The caller asks; the agent answers (audio plays) and, unless ``asked`` is ``None`` (a realtime
+    call records a turn as the next begins), the ``asked``-th turn is recorded."""
     before = plays(stream)
     await stream.say(silence(300) + speech(700) + silence(900))
     await until(lambda: plays(stream) > before + 5, 15)
-    await until(lambda: len([t for t in world.store.list_turns(call_id) if t.kind == "prompt"]) >= asked, 10)
+    if asked is not None:
+        await until(
+            lambda: len([t for t in world.store.list_turns(call_id) if t.kind == "prompt"]) >= asked, 10
+        )
 
 
 async def loop_lag(seconds: float = 1.0) -> float:
@@ -219,18 +226,27 @@ async def loop_lag(seconds: float = 1.0) -> float:
     return worst
 
 
+@pytest.mark.parametrize("pipeline", ["cascading", "realtime"])
 @pytest.mark.parametrize("provider", ["twilio", "plivo"])
-def test_a_fuzzed_stream_beside_a_control_call(provider: str) -> None:
+def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> None:
     unhandled: list[dict[str, Any]] = []
+    cascading = pipeline == "cascading"
 
     async def scenario() -> Counter[str]:
         asyncio.get_running_loop().set_exception_handler(lambda _, context: unhandled.append(context))
-        async with loopback_world(provider=provider, heard=heard) as world:  # type: ignore[arg-type]
+        async with loopback_world(
+            provider=provider,  # type: ignore[arg-type]
+            pipeline=pipeline,  # type: ignore[arg-type]
+            heard=heard,
+            # FakeRealtime hears its lines in order over all calls: the control call's question
+            # (asked during the fuzz), then the fuzzed call's, then the control call's again.
+            realtime=[f"Order {1001 + n} is on its way." for n in (1, 0, 1)],
+            realtime_heard=[question(1), question(0), question(1)],
+        ) as world:
             calls = []
             for _ in range(2):  # one after the other: the fuzzed call is STT connection 0
                 calls.append(await world.call())
-                stream = calls[-1].stream
-                await until(lambda stream=stream: plays(stream) > 0 and stream.queued_ms == 0)
+                await until(lambda: plays(calls[-1].stream) > 0 and calls[-1].stream.queued_ms == 0)
             fuzzed, control = calls
             frames, kinds = fuzz_frames(fuzzed.stream, random.Random(f"{SEED}-{provider}"))
 
@@ -244,32 +260,44 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str) -> None:
                     )
 
             # The control call converses while the other is fuzzed.
-            await asyncio.gather(fuzz(), ask(world, control.call_id, control.stream, 1))
-            await fuzzed.stream.say(silence(400), realtime=False)
-            # The server read every frame: all the silent media reached the recogniser.
-            silent = (kinds["silent-media"] + 20) * 160
-            await until(lambda: len(world.deepgram.connections[0].audio) >= silent, 10)
-            assert not fuzzed.stream.closed.is_set(), f"closed ({fuzzed.stream.close_code})"
             await asyncio.gather(
-                ask(world, fuzzed.call_id, fuzzed.stream, 1),
-                ask(world, control.call_id, control.stream, 2),
+                fuzz(), ask(world, control.call_id, control.stream, 1 if cascading else None)
             )
+            await fuzzed.stream.say(silence(400), realtime=False)
+            # The server read every frame: all the silent media reached the recogniser (the model).
+            silent_ms = (kinds["silent-media"] + 20) * 20
+            if cascading:
+                await until(lambda: len(world.deepgram.connections[0].audio) >= silent_ms * 8, 10)
+            else:
+                await until(lambda: world.realtime.connections[0].audio_ms >= silent_ms, 10)
+            assert not fuzzed.stream.closed.is_set(), f"closed ({fuzzed.stream.close_code})"
+            if cascading:
+                await asyncio.gather(
+                    ask(world, fuzzed.call_id, fuzzed.stream, 1),
+                    ask(world, control.call_id, control.stream, 2),
+                )
+            else:  # in the order FakeRealtime hears them
+                await ask(world, fuzzed.call_id, fuzzed.stream, None)
+                await ask(world, control.call_id, control.stream, None)
             assert await loop_lag() < 0.05, "the event loop is late"
             assert (
                 await world.carrier.send(world.carrier.incoming_call(to=world.interface.phone_number))
             ).status == 200
-            for number, call in enumerate((fuzzed, control)):
-                turns = [t for t in world.store.list_turns(call.call_id) if t.kind == "prompt"]
-                assert turns and all(t.caller_text == question(number) for t in turns), [
-                    t.caller_text for t in turns
-                ]
-                order = question(number).split()[-1].rstrip("?")
-                for turn in turns:
-                    tools = [m for m in json.loads(turn.messages) if m["role"] == "tool"]
-                    assert tools and all(order in json.dumps(m) for m in tools), (order, tools)
             for call in (fuzzed, control):
                 await call.stream.hang_up()
             await until(lambda: not [t for t in asyncio.all_tasks() if t.get_name() in CALL_TASKS], 5)
+            # Each call's turns hold its own question, and (cascading) its own order's lookup.
+            for number, call in enumerate((fuzzed, control)):
+                turns = [t for t in world.store.list_turns(call.call_id) if t.kind == "prompt"]
+                assert len(turns) == number + 1, [t.caller_text for t in turns]
+                assert all(t.caller_text == question(number) for t in turns), [t.caller_text for t in turns]
+                order = question(number).split()[-1].rstrip("?")
+                for turn in turns:
+                    if cascading:
+                        tools = [m for m in json.loads(turn.messages) if m["role"] == "tool"]
+                        assert tools and all(order in json.dumps(m) for m in tools), (order, tools)
+                    else:
+                        assert order in turn.assistant_text, (order, turn.assistant_text)
             return kinds
 
     kinds = asyncio.run(scenario())
