@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import random
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ from callkit.carriers._types import (
     StreamStopped,
 )
 from callkit.errors import ProtocolError
+from callkit.stream.server import MALFORMED_LOGGED
 from callkit.testing.deepgram import Segment
 from callkit.testing.stream_client import SimulatedMediaStream, silence, speech
 from callkit.testing.world import World, loopback_world
@@ -216,6 +218,17 @@ async def ask(world: World, call_id: str, stream: SimulatedMediaStream, asked: i
         )
 
 
+class MessageCount(logging.Handler):
+    """Counts the records logged with one message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message, self.count = message, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage() == self.message
+
+
 async def loop_lag(seconds: float = 1.0) -> float:
     """The worst lateness of a 10-ms timer over ``seconds``."""
     worst, end = 0.0, time.perf_counter() + seconds
@@ -231,6 +244,8 @@ async def loop_lag(seconds: float = 1.0) -> float:
 def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> None:
     unhandled: list[dict[str, Any]] = []
     cascading = pipeline == "cascading"
+
+    malformed_lines = MessageCount("stream message malformed")
 
     async def scenario() -> Counter[str]:
         asyncio.get_running_loop().set_exception_handler(lambda _, context: unhandled.append(context))
@@ -298,8 +313,16 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> 
                         assert tools and all(order in json.dumps(m) for m in tools), (order, tools)
                     else:
                         assert order in turn.assistant_text, (order, turn.assistant_text)
+            # Thousands of malformed frames: all counted, the first few logged.
+            counted = world.runtime.telemetry.metrics["StreamMessagesMalformed"]  # type: ignore[attr-defined]
+            assert counted > FRAMES // 3, counted
             return kinds
 
-    kinds = asyncio.run(scenario())
+    logging.getLogger().addHandler(malformed_lines)
+    try:
+        kinds = asyncio.run(scenario())
+    finally:
+        logging.getLogger().removeHandler(malformed_lines)
+    assert 0 < malformed_lines.count <= MALFORMED_LOGGED, malformed_lines.count
     assert not unhandled, unhandled
     assert sum(kinds.values()) - kinds["left-out"] == FRAMES and kinds["nested"] > 50, kinds
