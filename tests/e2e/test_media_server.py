@@ -151,7 +151,7 @@ def test_sigterm_with_a_call_that_had_bad_frames_exits_within_the_stop_timeout(
     create_table(table, "calls")
     log_path = tmp_path / "media.log"
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, str]:
         async with (
             ScriptedChatServer(support_script) as llm,
             FakeDeepgram(["Where is my order 1001?"]) as deepgram,
@@ -253,14 +253,14 @@ def test_sigterm_with_a_call_that_had_bad_frames_exits_within_the_stop_timeout(
                         assert code == 0
                         await asyncio.wait_for(stream.closed.wait(), 5)  # the server closed the call
                         await stream.hang_up()
-                        return exited
+                        return exited, answer.token
             finally:
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
 
     try:
-        exited = asyncio.run(scenario())
+        exited, token = asyncio.run(scenario())
     finally:
         moto.stop()
     output = log_path.read_text()
@@ -270,4 +270,6 @@ def test_sigterm_with_a_call_that_had_bad_frames_exits_within_the_stop_timeout(
     assert "drained: 1 call(s)" in output, output
     for unhandled in ("Traceback", "Exception in ASGI application", "never retrieved", '"level":"ERROR"'):
         assert unhandled not in output, output
-    assert "5" * 20 not in output and PHONE[2:] not in output  # no digit, no number
+    # No digit, no number, no token, no key.
+    for secret in ("5" * 20, PHONE[2:], token, TEST_DEEPGRAM_API_KEY, "k" * 64):
+        assert secret not in output, secret
