@@ -1,5 +1,6 @@
 """End-to-end fixtures: DynamoDB on a moto server, reached over loopback HTTP by a botocore client;
-and a scan of every log record each end-to-end test makes (issue 14, STYLE.md §15).
+and a scan of every log record each end-to-end test makes (issue 14; README.md: "Phone numbers,
+transcripts and DTMF digits are never logged").
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class _Scan(logging.Handler):
 @pytest.fixture(autouse=True)
 def log_scan() -> Iterator[None]:
     """Every record logged during the test at the production level (INFO) and above: none may
-    carry a number, a caller's words, a digit, a token or a key (STYLE.md §15)."""
+    carry a number, a caller's words, a digit, a token or a key."""
     scan = _Scan()
     root, ours = logging.getLogger(), logging.getLogger("callkit")
     saved = ours.level
