@@ -3,10 +3,11 @@
 
 The fuzzed call gets valid frames of its carrier mutated at random (truncated, values of the wrong
 type, random bytes, huge numbers, missing fields, unknown events, nesting and size bombs),
-interleaved with valid silent media, sent as fast as the socket takes them. Then both callers ask
-their own question: both calls answer, each call's turns hold its own question (nothing crosses),
-and the runtime's loop is healthy (no exception went unhandled, timers run on time, the webhook
-still answers). Seeded (``SEED`` and the carrier): a failure reproduces.
+interleaved with valid silent media, sent as fast as the socket takes them while the answer to its
+caller's question plays. Then both callers ask their own question again: both calls answer, each
+call's turns hold its own question (nothing crosses), and the runtime's loop is healthy (no
+exception went unhandled, timers run on time, the webhook still answers). Seeded (``SEED`` and the
+carrier): a failure reproduces.
 
 Mutations that decode to a valid ``stop`` (the caller hanging up) or a valid keypad press (a turn
 of its own) are left out, as is valid media loud enough to be speech: those are calls behaving as
@@ -253,10 +254,11 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> 
             provider=provider,  # type: ignore[arg-type]
             pipeline=pipeline,  # type: ignore[arg-type]
             heard=heard,
-            # FakeRealtime hears its lines in order over all calls: the control call's question
-            # (asked during the fuzz), then the fuzzed call's, then the control call's again.
-            realtime=[f"Order {1001 + n} is on its way." for n in (1, 0, 1)],
-            realtime_heard=[question(1), question(0), question(1)],
+            # FakeRealtime hears its lines in order over all calls: the fuzzed call's question
+            # (its answer plays during the fuzz), the control call's (asked during the fuzz), then
+            # the fuzzed call's and the control call's again.
+            realtime=[f"Order {1001 + n} is on its way." for n in (0, 1, 0, 1)],
+            realtime_heard=[question(0), question(1), question(0), question(1)],
         ) as world:
             calls = []
             for _ in range(2):  # one after the other: the fuzzed call is STT connection 0
@@ -274,10 +276,14 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> 
                         f"closed ({fuzzed.stream.close_code}) at {index}"
                     )
 
-            # The control call converses while the other is fuzzed.
+            # The fuzzed call's caller asks, and the fuzz runs as the answer plays; the control
+            # call converses meanwhile.
+            answered = plays(fuzzed.stream)
+            await fuzzed.stream.say(silence(300) + speech(700) + silence(900))
             await asyncio.gather(
                 fuzz(), ask(world, control.call_id, control.stream, 1 if cascading else None)
             )
+            await until(lambda: plays(fuzzed.stream) > answered + 5, 10)
             await fuzzed.stream.say(silence(400), realtime=False)
             # The server read every frame: all the silent media reached the recogniser (the model).
             silent_ms = (kinds["silent-media"] + 20) * 20
@@ -288,7 +294,7 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> 
             assert not fuzzed.stream.closed.is_set(), f"closed ({fuzzed.stream.close_code})"
             if cascading:
                 await asyncio.gather(
-                    ask(world, fuzzed.call_id, fuzzed.stream, 1),
+                    ask(world, fuzzed.call_id, fuzzed.stream, 2),
                     ask(world, control.call_id, control.stream, 2),
                 )
             else:  # in the order FakeRealtime hears them
@@ -304,7 +310,7 @@ def test_a_fuzzed_stream_beside_a_control_call(provider: str, pipeline: str) -> 
             # Each call's turns hold its own question, and (cascading) its own order's lookup.
             for number, call in enumerate((fuzzed, control)):
                 turns = [t for t in world.store.list_turns(call.call_id) if t.kind == "prompt"]
-                assert len(turns) == number + 1, [t.caller_text for t in turns]
+                assert len(turns) == 2, [t.caller_text for t in turns]
                 assert all(t.caller_text == question(number) for t in turns), [t.caller_text for t in turns]
                 order = question(number).split()[-1].rstrip("?")
                 for turn in turns:
