@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from callkit.telemetry import Telemetry
 
 
+#: Malformed frames of one stream that are logged; the ones after are only counted.
+MALFORMED_LOGGED = 10
+
+
 class StreamLink(Protocol):
     """The carrier socket as a pipeline sees it: text frames in and out."""
 
@@ -45,16 +49,26 @@ async def carrier_events(
 ) -> AsyncIterator[StreamEvent]:
     """The carrier's stream messages, decoded, until it closes the stream.
 
-    Unknown event types are skipped (carriers add events); malformed frames are logged by type
-    and skipped: one bad frame never ends a call.
+    Unknown event types are skipped (carriers add events); malformed frames are counted, skipped
+    and logged by type, the first ``MALFORMED_LOGGED`` of a stream only (a broken stream sends 50
+    a second): one bad frame never ends a call, nor does a stream of them flood the log.
     """
+    malformed = 0
     while (text := await link.receive()) is not None:
         try:
             yield carrier.decode_stream_message(text)
         except UnknownEventError:
             continue
         except ProtocolError as error:
-            telemetry.warning("stream message malformed", reason=type(error).__name__)
+            malformed += 1
+            telemetry.count("StreamMessagesMalformed")
+            if malformed <= MALFORMED_LOGGED:
+                telemetry.warning(
+                    "stream message malformed",
+                    reason=type(error).__name__,
+                    malformed=malformed,
+                    logged_up_to=MALFORMED_LOGGED,
+                )
 
 
 class Pipeline(Protocol):

@@ -217,8 +217,9 @@ class DeepgramSession(WebSocketSession):
             if event.request_id and event.request_id not in self.stats.request_ids:
                 self.stats.request_ids.append(event.request_id)
         elif isinstance(event, DeepgramError):
+            # The variant is Deepgram's error class; the description is its free text: length only.
             log.warning(
-                "Deepgram error message", extra={"variant": event.variant, "description": event.description}
+                "Deepgram error message", extra={"variant": event.variant, "chars": len(event.description)}
             )
         for item in self._assembler.feed(event):
             self._inbox.put(item)

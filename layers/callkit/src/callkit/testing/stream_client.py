@@ -190,7 +190,7 @@ class SimulatedMediaStream:
         self._sequence += 1
         return self._sequence
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str | bytes) -> None:
         if self._socket is None:
             raise RuntimeError("not connected")
         await self._socket.send(text)
@@ -214,6 +214,17 @@ class SimulatedMediaStream:
                 delay = started + (index // FRAME_BYTES + 1) * 0.02 - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        """Send ``frame`` as it is: a text frame for ``str``, a binary frame for ``bytes`` (what a
+        carrier should never send, for tests of what a call does with it)."""
+        await self._send(frame)
+
+    def media_frame(self, audio: bytes) -> str:
+        """A well-formed ``media`` frame of this stream carrying ``audio`` as it is (any length)."""
+        self._chunk += 1
+        event = StreamMedia(self.stream_id, audio, self._sent_ms, self._chunk, self._next_sequence())
+        return self._format.encode_stream_event(event)
 
     async def press(self, digit: str) -> None:
         await self._send(

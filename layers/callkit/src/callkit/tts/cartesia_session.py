@@ -241,9 +241,10 @@ class CartesiaSession(WebSocketSession):
 
 
 def _service_error(event: CartesiaError) -> ServiceError:
+    """Status and code only: Cartesia's title and message are its text, which can quote the
+    transcript (the caller's words), and the error is logged with its traceback."""
     code = f" {event.code}" if event.code else ""
-    detail = ": ".join(part for part in (event.title, event.message) if part)[:200]
-    return ServiceError(f"Cartesia error {event.status_code}{code}: {detail}", retryable=event.retryable)
+    return ServiceError(f"Cartesia error {event.status_code}{code}", retryable=event.retryable)
 
 
 class CartesiaReply:
