@@ -53,6 +53,7 @@ __all__ = [
     "ENV_AGENT_URI",
     "ENV_CLUSTER_NAME",
     "ENV_SERVICE_NAME",
+    "ENV_DRAIN_MARGIN",
     "ENV_STOP_TIMEOUT",
     "ActiveCallsMetric",
     "DrainCoordinator",
@@ -73,6 +74,8 @@ ENV_SERVICE_NAME: Final = "CALLKIT_ECS_SERVICE_NAME"
 ENV_CLUSTER_NAME: Final = "CALLKIT_ECS_CLUSTER_NAME"
 #: The container's ``StopTimeout`` (template.yaml): seconds between SIGTERM and SIGKILL.
 ENV_STOP_TIMEOUT: Final = "CALLKIT_STOP_TIMEOUT_SECONDS"
+#: Seconds kept back from the stop timeout to close what remains and exit (default 15).
+ENV_DRAIN_MARGIN: Final = "CALLKIT_DRAIN_MARGIN_SECONDS"
 
 PROTECTION_PATH: Final = "/task-protection/v1/state"
 #: The agent accepts 1 to 2880 minutes (48 h).
@@ -375,12 +378,16 @@ class DrainCoordinator:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> DrainCoordinator:
         env = os.environ if environ is None else environ
-        raw = env.get(ENV_STOP_TIMEOUT, "")
-        try:
-            stop_timeout = float(raw) if raw else DEFAULT_STOP_TIMEOUT_SECONDS
-        except ValueError as exc:
-            raise ValueError(f"{ENV_STOP_TIMEOUT}={raw!r} must be a number of seconds") from exc
-        return cls(stop_timeout_seconds=stop_timeout, **kwargs)
+
+        def seconds(name: str, default: float) -> float:
+            raw = env.get(name, "")
+            try:
+                return float(raw) if raw else default
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} must be a number of seconds") from exc
+
+        kwargs.setdefault("margin_seconds", seconds(ENV_DRAIN_MARGIN, DEFAULT_DRAIN_MARGIN_SECONDS))
+        return cls(stop_timeout_seconds=seconds(ENV_STOP_TIMEOUT, DEFAULT_STOP_TIMEOUT_SECONDS), **kwargs)
 
     @property
     def state(self) -> DrainState:

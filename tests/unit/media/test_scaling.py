@@ -554,3 +554,14 @@ def test_task_scaling_in_threads_against_the_loopback_agent(
     asyncio.run(main())
     samples = [json.loads(line)["ActiveCalls"] for line in capsys.readouterr().out.splitlines()]
     assert samples == [0, 1, 0]
+
+
+def test_the_drain_margin_comes_from_the_environment_too() -> None:
+    from media_server.scaling import DrainCoordinator
+
+    coordinator = DrainCoordinator.from_env(
+        {"CALLKIT_STOP_TIMEOUT_SECONDS": "20", "CALLKIT_DRAIN_MARGIN_SECONDS": "5"}
+    )
+    assert coordinator.budget_seconds == 15.0
+    with pytest.raises(ValueError, match="CALLKIT_DRAIN_MARGIN_SECONDS"):
+        DrainCoordinator.from_env({"CALLKIT_DRAIN_MARGIN_SECONDS": "soon"})

@@ -405,7 +405,12 @@ class WebSocketSession:
                     raise error
                 self.stats.reconnects += 1
                 self._set_state("reconnecting")
-                log.warning("%s socket dropped; reconnecting", self.name, extra={"reason": str(error)})
+                # The error's text can carry the provider's close reason: its class only.
+                log.warning(
+                    "%s socket dropped; reconnecting",
+                    self.name,
+                    extra={"callkit": {"reason": type(error).__name__}},
+                )
                 ws = await self._connect()
                 if self.closed:
                     await ws.close()

@@ -145,7 +145,8 @@ class OpenAIRealtimeSession(WebSocketSession):
             try:
                 event = parse_server_event(text)
             except ProtocolError as exc:
-                raise ServiceError(f"OpenAI Realtime sent a malformed event: {exc}") from None
+                # The decoder's text can quote a value of the event: its class only.
+                raise ServiceError(f"OpenAI Realtime sent a malformed event ({type(exc).__name__})") from None
             if isinstance(event, kind):
                 return event
             if isinstance(event, RealtimeError):
