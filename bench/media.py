@@ -305,6 +305,15 @@ async def run_calls(
                 later = [t for t in starts if t > final]
                 if later:
                     eou.append((later[0] - final) * 1000)
+        apologies = (
+            0
+            if getattr(cartesia, "realtime", False)
+            else sum(
+                "trouble" in c.transcript
+                for conn in cartesia.connections[tts_before:]
+                for c in conn.contexts.values()
+            )
+        )
         server_barge = [x["reaction_ms"] for x in STATS if "reaction_ms" in x]
         server_eou = [x["eou_to_tts_ms"] for x in STATS if "eou_to_tts_ms" in x]
 
@@ -321,6 +330,7 @@ async def run_calls(
             "rss_peak_mb": round(rss_peak / 2**20, 1),
             "frames_sent": sum(sent_frames),
             "frames_lost": sum(sent_frames) - sum(received),
+            "apologies": apologies,
             "slow_store_calls": sum(slow),
             "frames_lost_slow_calls": sum(x for x, is_s in zip(lost, slow, strict=False) if is_s),
             "barge_in_ms_slow_calls": spread([float(r) for r in slow_reactions]),
@@ -351,10 +361,15 @@ class _RealtimeSide:
 
 
 async def bench(
-    calls: list[int], pipeline: str = "cascading", slow_ms: float = 0.0, slow_share: float = 0.0
+    calls: list[int],
+    pipeline: str = "cascading",
+    slow_ms: float = 0.0,
+    slow_share: float = 0.0,
+    model_delay: float = 0.0,
 ) -> list[dict[str, Any]]:
     from callkit.testing.cartesia import FakeCartesia
     from callkit.testing.deepgram import FakeDeepgram, Segment
+    from callkit.testing.openai_chat import ScriptedChatServer, TextReply
     from callkit.testing.openai_realtime import FakeRealtime
 
     def line(segment: Segment) -> str:
@@ -364,7 +379,9 @@ async def bench(
     answer = (
         "We are open from nine until six on weekdays, from ten until four on Saturdays, closed on Sundays."
     )
+    reply = "I can check on an order or connect you with a person. What can I do for you?"
     async with (
+        ScriptedChatServer(lambda _: TextReply(reply, first_delay=model_delay)) as llm,
         FakeDeepgram(line) as deepgram,
         FakeCartesia() as cartesia,
         FakeRealtime([answer] * total, heard=["Hello, is anyone there?"] * total) as realtime,
@@ -385,7 +402,7 @@ async def bench(
                 str(port),
                 stt_arg,
                 tts_arg,
-                "instant",
+                llm.base_url if model_delay else "instant",
                 str(slow_ms),
                 str(slow_share),
             ],
@@ -409,6 +426,7 @@ async def bench(
                 )
                 result["pipeline"] = pipeline
                 result["slow_store_ms"] = slow_ms
+                result["model_delay_s"] = model_delay
                 result["rss_per_call_mb"] = round((result["rss_peak_mb"] * 2**20 - baseline) / n / 2**20, 2)
                 result["rss_baseline_mb"] = round(baseline / 2**20, 1)
                 print(json.dumps(result), flush=True)
@@ -432,10 +450,18 @@ def main() -> None:
     parser.add_argument("--pipeline", choices=["cascading", "realtime", "both"], default="both")
     parser.add_argument("--slow-store-ms", type=float, default=0.0, help="slow the store this much a request")
     parser.add_argument("--slow-share", type=float, default=0.2, help="for this share of the calls")
+    parser.add_argument(
+        "--model-delay",
+        type=float,
+        default=0.0,
+        help="the model over HTTP (the scripted server) with this first-token delay; 0: instant, in process",
+    )
     args = parser.parse_args()
     pipelines = ["cascading", "realtime"] if args.pipeline == "both" else [args.pipeline]
     results = [
-        r for p in pipelines for r in asyncio.run(bench(args.calls, p, args.slow_store_ms, args.slow_share))
+        r
+        for p in pipelines
+        for r in asyncio.run(bench(args.calls, p, args.slow_store_ms, args.slow_share, args.model_delay))
     ]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
