@@ -109,6 +109,20 @@ def test_cascading_call(
                     await stream.say(silence(600))
                     await stream.press("1")
                     await asyncio.sleep(1.0)
+                # The call keeps its last turns as it ends (written off the loop): wait for its end.
+                call_tasks = {
+                    "inbound",
+                    "ticks",
+                    "deadline",
+                    "transcripts",
+                    "turn",
+                    "ending",
+                    "bookkeeping",
+                    "outbound",
+                    "watchdog",
+                    "tool",
+                }
+                await until(lambda: not [t for t in asyncio.all_tasks() if t.get_name() in call_tasks], 10)
                 assert len(deepgram.connections) == 1 and len(cartesia.connections) == 1
                 marks = [c for c in stream.received if isinstance(c, PlaceMark)]
                 assert marks and any(isinstance(c, ClearAudio) for c in stream.received)

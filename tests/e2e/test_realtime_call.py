@@ -96,6 +96,20 @@ def test_realtime_call(
                     await stream.say(silence(900))
                     await stream.press("1")
                     await stream.say(silence(1500))
+                # The call keeps its last turns as it ends (written off the loop): wait for its end.
+                call_tasks = {
+                    "inbound",
+                    "ticks",
+                    "deadline",
+                    "transcripts",
+                    "turn",
+                    "ending",
+                    "bookkeeping",
+                    "outbound",
+                    "watchdog",
+                    "tool",
+                }
+                await until(lambda: not [t for t in asyncio.all_tasks() if t.get_name() in call_tasks], 10)
                 connection = realtime.connections[0]
                 update = connection.session_update
                 assert update is not None and update["session"]["audio"]["output"]["voice"] == "marin"

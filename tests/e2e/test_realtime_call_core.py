@@ -76,8 +76,13 @@ def test_a_realtime_tool_that_transfers_moves_the_call(
                 assert "<Dial" in twiml and "+15557654321" in twiml
             else:
                 assert "to=%2B15557654321" in json.loads(w.api.hangups[0].body)["aleg_url"]
-            tools = [json.loads(t.tool_calls) for t in dynamodb.list_turns(c.call_id)]
-            assert any(calls and calls[0]["name"] == "transfer_call" for calls in tools)
+
+            # The turn is kept as the call ends after the transfer (written off the loop, in order).
+            def transfer_recorded() -> bool:
+                tools = [json.loads(t.tool_calls) for t in dynamodb.list_turns(c.call_id)]
+                return any(calls and calls[0]["name"] == "transfer_call" for calls in tools)
+
+            await until(transfer_recorded, 5)
             await asyncio.sleep(0.5)
             assert len(w.api.hangups) == 1, "one carrier request"
 
